@@ -1,0 +1,48 @@
+"""The ``orchestrator`` command. Each command group lives in its own module and registers on ``app``.
+
+The CLI sits at the top of the dependency graph (CLI → flows → tasks → providers/sandbox → core),
+so its modules import flows lazily, inside commands, to keep ``--help`` fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+import typer
+from rich.console import Console
+
+from orchestrator.errors import OrchestratorError
+
+# Prefect's telemetry tries DNS, which fails offline and litters the logs.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+app = typer.Typer(
+    name="orchestrator",
+    help="Send a task through several LLMs, verify what they produce, judge the candidates, keep every step.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+err_console = Console(stderr=True)
+
+from orchestrator.cli import run as _run  # noqa: E402,F401  (registers commands)
+from orchestrator.cli import traces as _traces  # noqa: E402,F401
+from orchestrator.cli import sandbox as _sandbox  # noqa: E402,F401
+
+
+def main() -> None:
+    try:
+        result = app(standalone_mode=False)
+    except OrchestratorError as exc:
+        err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(2)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    sys.exit(result if isinstance(result, int) else 0)

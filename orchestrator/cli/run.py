@@ -1,0 +1,115 @@
+"""``orchestrator run``: one task folder through its workflow."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from orchestrator.cli import app, err_console
+from orchestrator.errors import UserInputError
+from orchestrator.records import RunSummary, WorkerSpec
+from orchestrator.settings import Settings, get_settings
+from orchestrator.taskspec import load_task
+
+
+def build_workers(
+    settings: Settings,
+    provider: str | None,
+    model: str | None,
+    replay: Path | None,
+    worker: list[str] | None,
+) -> list[WorkerSpec]:
+    """Workers from the options: ``--worker`` (repeatable) wins; else ``--replay``; else provider/model."""
+    from tasks.workers import parse_worker
+
+    if worker:
+        if provider or model or replay:
+            raise UserInputError("--worker cannot be combined with --provider/--model/--replay; use one way")
+        return [parse_worker(w) for w in worker]
+    if replay is not None:
+        if provider not in (None, "replay"):
+            raise UserInputError("--replay implies --provider replay; drop --provider")
+        return [WorkerSpec(provider="replay", model=str(replay))]
+    if provider == "replay" and not model:
+        raise UserInputError("--provider replay needs --model FILE (or use --replay FILE)")
+    if provider and not model and provider != settings.provider:
+        raise UserInputError(f"--provider {provider} needs --model NAME")
+    return [WorkerSpec(provider=provider or settings.provider, model=model or settings.model)]
+
+
+def print_summary(summary: RunSummary, console: Console) -> None:
+    verdict = "[green]PASSED[/green]" if summary.passed else "[red]FAILED[/red]"
+    console.print(
+        f"{summary.task_id} ({summary.workflow}): {verdict} after {summary.rounds} round(s); "
+        f"tests {summary.tests_passed} passed, {summary.tests_failed} failed; "
+        f"{summary.prompt_tokens}+{summary.completion_tokens} tokens; "
+        f"cost {'unknown' if summary.cost_usd is None else f'${summary.cost_usd:.6f}'}; "
+        f"{summary.duration_s:.1f}s; sandbox {summary.sandbox}; run {summary.run_id}"
+    )
+    table = Table("candidate", "worker", "rounds", "passed", "tests ok/fail", "tokens", "error")
+    for cand in summary.candidates:
+        table.add_row(
+            cand.candidate_id + (" *" if cand.candidate_id == summary.best_candidate else ""),
+            cand.worker,
+            str(cand.rounds),
+            "yes" if cand.passed else "no",
+            f"{cand.tests_passed}/{cand.tests_failed + cand.tests_errors}",
+            str(cand.prompt_tokens + cand.completion_tokens),
+            (cand.error or "")[:80],
+        )
+    console.print(table)
+
+
+def summary_json(summary: RunSummary) -> str:
+    payload = summary.model_dump(mode="json", exclude={"candidates"})
+    payload["candidates"] = [c.model_dump(mode="json", exclude={"code"}) for c in summary.candidates]
+    return json.dumps(payload)
+
+
+@app.command("run")
+def run(
+    task_dir: Annotated[Path, typer.Argument(help="A task folder (see runs/README.md).")],
+    provider: Annotated[str | None, typer.Option(help="Provider of the single solver.")] = None,
+    model: Annotated[str | None, typer.Option(help="Model name (for replay: the JSONL file).")] = None,
+    replay: Annotated[Path | None, typer.Option(help="Shorthand for --provider replay --model FILE.")] = None,
+    worker: Annotated[
+        list[str] | None, typer.Option("--worker", help="PROVIDER:MODEL[:ROLE], repeatable; bypasses the router.")
+    ] = None,
+    sandbox: Annotated[str, typer.Option(help="auto | local | docker")] = "auto",
+    max_rounds: Annotated[int | None, typer.Option(help="Rounds of fix (1..4).")] = None,
+    traces: Annotated[Path | None, typer.Option(help="Trace folder (default ORCH_TRACES_DIR or ./traces).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
+) -> int:
+    """Run one task; exit 0 when it passes, 1 when it completed but failed, 2 on bad input."""
+    from sandbox import get_backend
+    from tasks.workers import preflight
+
+    settings = get_settings()
+    rounds = settings.max_rounds if max_rounds is None else max_rounds
+    if not 1 <= rounds <= 4:
+        raise UserInputError(f"--max-rounds {rounds}: must be between 1 and 4")
+    task = load_task(task_dir)
+    workers = build_workers(settings, provider, model, replay, worker)
+    preflight(workers, settings)
+    backend = get_backend(sandbox, settings)
+
+    from flows.coding import coding_flow
+
+    with err_console.status(f"running {task.id} with {', '.join(w.label for w in workers)} ({backend.name} sandbox)"):
+        summary = coding_flow(
+            task_dir=str(task.folder),
+            workers=workers,
+            max_rounds=rounds,
+            sandbox=backend.name,
+            traces_dir=str(traces or settings.traces_dir),
+        )
+    if as_json:
+        print(summary_json(summary))
+    else:
+        print_summary(summary, Console())
+    return 0 if summary.passed else 1

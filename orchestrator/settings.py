@@ -1,0 +1,99 @@
+"""Settings from the environment (prefix ``ORCH_``), with provider keys under their usual names."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_ALLOWED_PROVIDERS = ("ollama", "openai", "anthropic", "gemini", "groq", "local", "replay")
+DEFAULT_ALLOWED_OLLAMA_MODELS = ("llama3.2:latest", "qwen2.5:7b", "llama3:latest")
+
+#: Environment variables whose values are secrets: never copied into a sandbox, a trace or a log.
+SECRET_ENV_NAMES = (
+    "OPENAI_API_KEY",
+    "ANTHROPIC_API_KEY",
+    "GEMINI_API_KEY",
+    "GOOGLE_API_KEY",
+    "GROQ_API_KEY",
+)
+
+
+def _alias(*names: str) -> AliasChoices:
+    return AliasChoices(*names)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ORCH_", extra="ignore", populate_by_name=True)
+
+    # where things live
+    traces_dir: Path = Path("traces")
+    cache_dir: Path = Field(default_factory=lambda: Path.home() / ".cache" / "orchestrator")
+
+    # defaults for a run
+    provider: str = "local"
+    model: str = "qwen2.5-coder-0.5b"
+    max_rounds: int = Field(default=2, ge=1, le=4)
+    sandbox: Literal["auto", "local", "docker"] = "auto"
+    sandbox_image: str = "orchestrator-sandbox:latest"
+    worker_concurrency: int = Field(default=4, ge=1, le=64)
+
+    # model calls
+    call_timeout_s: float = Field(default=120.0, gt=0)
+    call_retries: int = Field(default=3, ge=0, le=10)
+    retry_base_delay_s: float = Field(default=0.5, ge=0)
+    retry_max_delay_s: float = Field(default=20.0, ge=0)
+    max_tokens: int = Field(default=1024, ge=1)
+    temperature: float = Field(default=0.0, ge=0, le=2)
+
+    # local model
+    model_path: Path | None = None
+    local_threads: int = Field(default=2, ge=1)
+    local_context: int = Field(default=4096, ge=512)
+
+    # allow-lists (configuration, not constants)
+    allowed_providers: tuple[str, ...] = DEFAULT_ALLOWED_PROVIDERS
+    allowed_ollama_models: tuple[str, ...] = DEFAULT_ALLOWED_OLLAMA_MODELS
+    router_mode: Literal["cost-first", "quality-first", "learned", "hint"] = "hint"
+    prices_file: Path | None = None
+
+    # provider credentials and endpoints, under the names users already have
+    openai_api_key: SecretStr | None = Field(default=None, validation_alias=_alias("OPENAI_API_KEY"))
+    openai_base_url: str | None = Field(default=None, validation_alias=_alias("ORCH_OPENAI_BASE_URL", "OPENAI_BASE_URL"))
+    anthropic_api_key: SecretStr | None = Field(default=None, validation_alias=_alias("ANTHROPIC_API_KEY"))
+    anthropic_base_url: str | None = Field(
+        default=None, validation_alias=_alias("ORCH_ANTHROPIC_BASE_URL", "ANTHROPIC_BASE_URL")
+    )
+    gemini_api_key: SecretStr | None = Field(
+        default=None, validation_alias=_alias("GEMINI_API_KEY", "GOOGLE_API_KEY")
+    )
+    gemini_base_url: str | None = Field(default=None, validation_alias=_alias("ORCH_GEMINI_BASE_URL"))
+    groq_api_key: SecretStr | None = Field(default=None, validation_alias=_alias("GROQ_API_KEY"))
+    groq_base_url: str | None = Field(default=None, validation_alias=_alias("ORCH_GROQ_BASE_URL", "GROQ_BASE_URL"))
+    ollama_host: str = Field(default="http://127.0.0.1:11434", validation_alias=_alias("OLLAMA_HOST", "ORCH_OLLAMA_HOST"))
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
+
+
+def secret_values(settings: Settings | None = None) -> list[str]:
+    """The secret strings currently configured, for redaction."""
+    settings = settings or get_settings()
+    values = []
+    for name in ("openai_api_key", "anthropic_api_key", "gemini_api_key", "groq_api_key"):
+        value = getattr(settings, name)
+        if value is not None and value.get_secret_value():
+            values.append(value.get_secret_value())
+    return values
+
+
+def redact(text: str, settings: Settings | None = None) -> str:
+    for secret in secret_values(settings):
+        if len(secret) >= 4:
+            text = text.replace(secret, "***")
+    return text

@@ -1,0 +1,90 @@
+"""The replay provider: answers from a JSONL file of recorded outputs.
+
+One object a line: ``{"task_id": "...", "content": "..."}``. Lines for one task are served
+in order (first attempt, first fix, ...); the last one repeats when they run out. The model
+name is the file's path.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from orchestrator.errors import UserInputError
+from orchestrator.records import Completion, Message, new_id
+from orchestrator.settings import Settings
+from providers.base import PROVIDERS, PermanentProviderError
+
+
+def load_replay_file(path: Path) -> dict[str, list[str]]:
+    if not path.is_file():
+        raise UserInputError(f"replay file {str(path)!r} does not exist; pass a JSONL file of recorded answers")
+    answers: dict[str, list[str]] = defaultdict(list)
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+            task_id, content = obj["task_id"], obj["content"]
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise UserInputError(
+                f"{path}:{number}: expected a JSON object with 'task_id' and 'content'"
+            ) from None
+        if not isinstance(task_id, str) or not isinstance(content, str):
+            raise UserInputError(f"{path}:{number}: 'task_id' and 'content' must be strings")
+        answers[task_id].append(content)
+    return dict(answers)
+
+
+class ReplayProvider:
+    name = "replay"
+
+    def __init__(self) -> None:
+        self._files: dict[Path, dict[str, list[str]]] = {}
+        self._served: dict[tuple[Path, str], int] = defaultdict(int)
+        self._lock = threading.Lock()
+
+    def _answers(self, model: str) -> dict[str, list[str]]:
+        path = Path(model).resolve()
+        if path not in self._files:
+            self._files[path] = load_replay_file(path)
+        return self._files[path]
+
+    def check_model(self, model: str) -> None:
+        """Pre-flight: the replay file exists and parses (raises UserInputError otherwise)."""
+        self._answers(model)
+
+    def complete(self, messages: Sequence[Message], model: str, **params: Any) -> Completion:
+        started = time.perf_counter()
+        task_id = params.get("task_id")
+        with self._lock:
+            answers = self._answers(model)
+            if task_id not in answers:
+                raise PermanentProviderError(
+                    f"replay file {model} has no line for task {task_id!r}; add one", kind="missing_replay"
+                )
+            key = (Path(model).resolve(), str(task_id))
+            index = min(self._served[key], len(answers[task_id]) - 1)
+            self._served[key] += 1
+        text = answers[task_id][index]
+        prompt_chars = sum(len(m.content) for m in messages)
+        return Completion(
+            text=text,
+            provider=self.name,
+            model=model,
+            # Rough token counts (4 chars a token) keep cost and size comparisons meaningful.
+            prompt_tokens=prompt_chars // 4,
+            completion_tokens=len(text) // 4,
+            latency_s=time.perf_counter() - started,
+            response_id=f"replay-{new_id()}",
+        )
+
+
+@PROVIDERS.register("replay")
+def _factory(settings: Settings) -> ReplayProvider:
+    return ReplayProvider()

@@ -1,0 +1,2 @@
+def roman_to_int(numeral: str) -> int:
+    raise NotImplementedError

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs everything the orchestrator needs on a fresh Debian/Ubuntu machine, idempotently:
+# system packages (sandbox tools), a virtualenv in .venv with the project and its local model,
+# and the Docker sandbox image when a Docker engine answers.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null; then SUDO="sudo"; fi
+
+need_apt=()
+command -v bwrap >/dev/null || need_apt+=(bubblewrap)
+command -v debootstrap >/dev/null || need_apt+=(debootstrap)
+if [ "${ORCH_INSTALL_BROWSER:-0}" = 1 ]; then
+  command -v chromium >/dev/null || need_apt+=(chromium chromium-driver)
+fi
+if [ ${#need_apt[@]} -gt 0 ] && command -v apt-get >/dev/null; then
+  echo "install: apt packages ${need_apt[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+PYTHON="${PYTHON:-python3}"
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+# llama-cpp-python compiles from source (about 8 minutes on 2 cores, once; pip caches the wheel).
+.venv/bin/python -m pip install -q -e ".[local,dev]"
+
+if [ "${ORCH_SKIP_IMAGE:-0}" != 1 ] && command -v docker >/dev/null && docker info >/dev/null 2>&1; then
+  bash sandbox/build_image.sh
+else
+  echo "install: no Docker engine answers; the local sandbox backend will be used"
+fi

@@ -1,0 +1,124 @@
+"""Prefect tasks of the coding workflow: load, write code, test it in the sandbox."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from pydantic import BaseModel
+
+from orchestrator.records import AttemptRow, Message, WorkerSpec
+from orchestrator.settings import get_settings
+from orchestrator.taskspec import Task, load_task
+from orchestrator.traces import TraceStore
+from sandbox import get_backend
+from sandbox.pytest_runner import run_pytest
+from tasks.code_extract import extract_code
+from tasks.model_call import CallContext, call_model
+
+OUTPUT_EXCERPT_CHARS = 4000
+
+
+class CodeDraft(BaseModel):
+    """One round's code from one candidate, with the conversation that produced it."""
+
+    code: str
+    messages: list[Message]
+    worker: WorkerSpec
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float | None
+
+
+@task(name="load-task", cache_policy=NO_CACHE)
+def load_task_folder(task_dir: str, require_tests: bool = True) -> Task:
+    return load_task(task_dir, require_tests=require_tests)
+
+
+def _entry_name(task: Task) -> str | None:
+    """The function the starter file leaves to implement (its first def), to pick the right code block."""
+    for line in task.entry_source().splitlines():
+        if line.startswith("def "):
+            return line[4:].split("(")[0].strip()
+    return None
+
+
+@task(name="write-code", cache_policy=NO_CACHE)
+def write_code(
+    task: Task,
+    workers: list[WorkerSpec],
+    messages: list[Message],
+    run_id: str,
+    candidate_id: str,
+    purpose: str,
+    traces_dir: str,
+) -> CodeDraft:
+    """Ask the model (falling back along ``workers``) for the entry file."""
+    settings = get_settings()
+    completion, used = call_model(
+        workers,
+        messages,
+        CallContext(run_id=run_id, task_id=task.id, purpose=purpose, candidate_id=candidate_id),
+        settings=settings,
+        store=TraceStore(traces_dir),
+        max_tokens=settings.max_tokens,
+        temperature=settings.temperature,
+    )
+    return CodeDraft(
+        code=extract_code(completion.text, _entry_name(task)),
+        messages=[*messages, Message(role="assistant", content=completion.text)],
+        worker=used,
+        prompt_tokens=completion.prompt_tokens,
+        completion_tokens=completion.completion_tokens,
+        cost_usd=completion.cost_usd,
+    )
+
+
+@task(name="run-tests", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2)
+def run_tests(
+    task: Task,
+    code: str,
+    suite: str,
+    sandbox: str,
+    run_id: str,
+    candidate_id: str,
+    worker: str,
+    round_number: int,
+    traces_dir: str,
+) -> AttemptRow:
+    """Run one test suite (visible or hidden) against ``code``; the verdict comes from pytest's report.
+
+    Retried once by Prefect: a failure here is the sandbox failing to start, not the tests failing.
+    """
+    settings = get_settings()
+    backend = get_backend(sandbox, settings)
+    files = {**task.starter_files(), task.spec.entry: code}
+    tests = task.visible_tests() if suite == "visible" else task.hidden_tests()
+    result, report = run_pytest(backend, files, tests, task.spec.limits)
+    output = (result.stdout + ("\n" + result.stderr if result.stderr.strip() else "")).strip()
+    row = AttemptRow(
+        run_id=run_id,
+        candidate_id=candidate_id,
+        worker=worker,
+        round=round_number,
+        code=code,
+        sandbox=result.backend or backend.name,
+        suite=suite,
+        exit_code=result.exit_code,
+        report_found=report.report_found,
+        passed=report.all_passed,
+        tests_passed=report.passed,
+        tests_failed=report.failed,
+        tests_errors=report.errors,
+        duration_s=result.duration_s,
+        timed_out=result.timed_out,
+        killed=result.killed,
+        output_excerpt=output[-OUTPUT_EXCERPT_CHARS:],
+    )
+    TraceStore(traces_dir).write("attempts", [row])
+    return row
+
+
+def traces_root(traces_dir: str | None) -> str:
+    return str(Path(traces_dir) if traces_dir else get_settings().traces_dir)

@@ -1,0 +1,52 @@
+"""Worker specs: parsing ``PROVIDER:MODEL[:ROLE]``, allow-list checks, and pre-flight before any work."""
+
+from __future__ import annotations
+
+from typing import get_args
+
+from orchestrator.errors import UserInputError
+from orchestrator.records import WorkerRole, WorkerSpec
+from orchestrator.settings import Settings
+from providers.base import create_provider, provider_names
+
+ROLES: tuple[str, ...] = get_args(WorkerRole)
+
+
+def parse_worker(text: str) -> WorkerSpec:
+    """``openai:gpt-4o-mini``, ``ollama:llama3.2:latest:critic``, ``replay:answers.jsonl``."""
+    provider, sep, rest = text.partition(":")
+    if not sep or not provider or not rest:
+        raise UserInputError(f"--worker {text!r}: expected PROVIDER:MODEL[:ROLE], e.g. openai:gpt-4o-mini:solver")
+    model, role = rest, "solver"
+    head, _, tail = rest.rpartition(":")
+    if head and tail in ROLES:
+        model, role = head, tail
+    return WorkerSpec(provider=provider, model=model, role=role)  # type: ignore[arg-type]
+
+
+def rejection_reason(worker: WorkerSpec, settings: Settings) -> str | None:
+    """Why a worker is not allowed, or None when it is."""
+    if worker.provider not in settings.allowed_providers:
+        return f"provider {worker.provider!r} is not in the allow-list ({', '.join(settings.allowed_providers)})"
+    if worker.provider not in provider_names():
+        return f"unknown provider {worker.provider!r}; choose one of: {', '.join(provider_names())}"
+    if worker.provider == "ollama" and worker.model not in settings.allowed_ollama_models:
+        return (
+            f"ollama model {worker.model!r} is not allowed ({', '.join(settings.allowed_ollama_models)}); "
+            "set ORCH_ALLOWED_OLLAMA_MODELS to allow it"
+        )
+    return None
+
+
+def preflight(workers: list[WorkerSpec], settings: Settings) -> None:
+    """Fail before any work starts: unknown or disallowed providers, missing keys, bad replay files."""
+    if not workers:
+        raise UserInputError("no workers; pass --worker PROVIDER:MODEL or --provider/--model")
+    for worker in workers:
+        reason = rejection_reason(worker, settings)
+        if reason:
+            raise UserInputError(f"worker {worker.label}: {reason}")
+        provider = create_provider(worker.provider, settings)  # raises ConfigurationError on a missing key
+        check = getattr(provider, "check_model", None)
+        if callable(check):
+            check(worker.model)
