@@ -10,13 +10,26 @@ from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 
-from orchestrator.records import AttemptRow, CandidateResult, Message, RunRow, RunSummary, WorkerSpec, new_id, utcnow
+from orchestrator.records import (
+    AttemptRow,
+    CandidateResult,
+    Message,
+    RunRow,
+    RunSummary,
+    WorkerSpec,
+    new_id,
+    utcnow,
+)
 from orchestrator.settings import get_settings
+from orchestrator.taskspec import Task
 from orchestrator.traces import TraceStore
 from sandbox import get_backend
 from tasks.coding import CodeDraft, load_task_folder, run_tests, traces_root, write_code
+from tasks.debate import Critique, critique, revise_messages
+from tasks.judge import judge_task, judge_workers_for
 from tasks.model_call import release_run
 from tasks.prompts import fix_messages, solve_messages
+from tasks.route import route_task
 
 
 class Candidate(BaseModel):
@@ -46,7 +59,7 @@ class Candidate(BaseModel):
         return CandidateResult(
             candidate_id=self.candidate_id,
             worker=self.worker.label,
-            code=self.code,
+            output=self.code,
             rounds=self.rounds,
             passed=bool(verdict and verdict.passed),
             tests_passed=verdict.tests_passed if verdict else 0,
@@ -60,19 +73,25 @@ class Candidate(BaseModel):
         )
 
 
-def default_workers() -> list[WorkerSpec]:
-    settings = get_settings()
-    return [WorkerSpec(provider=settings.provider, model=settings.model, role="solver")]
+def _fenced(code: str) -> str:
+    return f"```python\n{code.rstrip()}\n```"
+
+
+def _revise_instruction(task: Task, test_output: str | None) -> str:
+    tests = f"pytest output:\n```\n{test_output}\n```\n\n" if test_output is not None else ""
+    return f"{tests}Fix `{task.spec.entry}`. Reply with the complete corrected file in one ```python block."
 
 
 def _sum_cost(values: list[float | None]) -> float | None:
     return None if any(v is None for v in values) else round(sum(v for v in values if v is not None), 10)
 
 
-@flow(name="coding", task_runner=ThreadPoolTaskRunner(max_workers=4), log_prints=False)
+# Prefect types task_runner with an invariant generic that rejects its own ThreadPoolTaskRunner.
+@flow(name="coding", task_runner=ThreadPoolTaskRunner(max_workers=4), log_prints=False)  # type: ignore[arg-type]
 def coding_flow(
     task_dir: str,
     workers: list[WorkerSpec] | None = None,
+    router: str | None = None,
     max_rounds: int = 2,
     sandbox: str = "auto",
     traces_dir: str | None = None,
@@ -84,11 +103,16 @@ def coding_flow(
     started_at, started = utcnow(), time.perf_counter()
     run_id = run_id or new_id()
     traces = traces_root(traces_dir)
-    max_rounds = min(max(max_rounds, 1), 4)
     backend = get_backend(sandbox, get_settings()).name
-    task = load_task_folder(task_dir)
-    workers = workers or default_workers()
-    solvers = [w for w in workers if w.role == "solver"] or workers[:1]
+    task = load_task_folder(task_dir, require_tests=False)
+    if not task.has_tests and not task.has_hidden_tests:
+        from tasks.testgen import generate_tests  # a tester writes and checks tests first (tasks/testgen.py)
+
+        task = generate_tests(task, workers, run_id, traces, backend)
+    decision = route_task(task, run_id, traces, router=router, workers=workers, max_rounds=max_rounds)
+    workers, max_rounds = decision.workers, decision.controls.max_rounds
+    solvers = decision.by_role("solver") or workers[:1]
+    critics = decision.by_role("critic") if decision.controls.use_debate else []
     candidates = [
         Candidate(worker=w, fallbacks=[w, *[o for o in solvers if o != w]], messages=solve_messages(task))
         for w in solvers
@@ -121,7 +145,7 @@ def coding_flow(
             )
             for c in tested
         }
-        active = []
+        going_on = []
         for cand in tested:
             cand.last = attempts[cand.candidate_id].result()
             logger.info(
@@ -129,10 +153,32 @@ def coding_flow(
                 round_number, cand.worker.label, cand.last.tests_passed, cand.last.tests_failed,
                 " (timed out)" if cand.last.timed_out else "",
             )
-            # Only visible-test output may go back to a model; hidden results never do.
-            if has_visible and not cand.last.passed and round_number < max_rounds:
-                cand.messages = fix_messages(task, cand.messages, cand.code, cand.last.output_excerpt)
-                active.append(cand)
+            # Visible tests are the verifier of record: a pass ends the candidate's rounds. Without
+            # visible tests only a critic can ask for another round (hidden results never go back).
+            failing = has_visible and not cand.last.passed
+            if round_number < max_rounds and (failing or (critics and not has_visible)):
+                going_on.append(cand)
+        reviews = {
+            c.candidate_id: critique.submit(
+                task.prompt, _fenced(c.code), critics, run_id, task.id, c.candidate_id, traces,
+                feedback=c.last.output_excerpt if has_visible and c.last else None,
+            )
+            for c in going_on
+            if critics
+        }
+        active = []
+        for cand in going_on:
+            output = cand.last.output_excerpt if has_visible and cand.last else None
+            review = reviews[cand.candidate_id].result(raise_on_failure=False) if critics else None
+            # The draft's messages end with the model's reply; the fenced code stands in for it.
+            history = cand.messages[:-1]
+            if isinstance(review, Critique) and not (review.approved and not has_visible):
+                cand.messages = revise_messages(history, _fenced(cand.code), review.text, _revise_instruction(task, output))
+            elif output is not None:
+                cand.messages = fix_messages(task, history, cand.code, output)
+            else:
+                continue  # approved by the critic (or the critic failed) and no visible tests: done
+            active.append(cand)
         if not active:
             break
 
@@ -149,11 +195,11 @@ def coding_flow(
                 cand.final = finals[cand.candidate_id].result()
 
     results = [c.result() for c in candidates]
-    ranked = sorted(
-        results,
-        key=lambda r: (not r.passed, -r.tests_passed, r.tests_failed + r.tests_errors, r.completion_tokens),
+    verdicts = judge_task(
+        task, results, run_id, traces,
+        judge_workers=judge_workers_for(workers, get_settings()), prompt=solve_messages(task),
     )
-    best = ranked[0] if ranked else None
+    best = next((r for r in results if verdicts and r.candidate_id == verdicts[0].candidate_id), None)
     errors = [r.error for r in results if r.error]
     summary = RunSummary(
         run_id=run_id,

@@ -169,17 +169,23 @@ class AttemptRow(BaseModel):
 
 
 class CandidateResult(BaseModel):
-    """One worker's candidate after its last round (the row the judge ranks)."""
+    """One worker's candidate after its last round: what the judge ranks, in any workflow.
+
+    ``output`` is the code (coding) or the full answer text (question workflows); ``answer`` the
+    final answer parsed from it. ``passed`` is the verdict of record from execution or the reference
+    answer, or None when the task has no ground truth (then only the rubric judge can rank).
+    """
 
     candidate_id: str
     worker: str
-    code: str
+    output: str
+    answer: str | None = None
     rounds: int
-    passed: bool
+    passed: bool | None
     tests_passed: int = 0
     tests_failed: int = 0
     tests_errors: int = 0
-    suite: str = "visible"
+    suite: str = "none"
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float | None = None
@@ -204,3 +210,107 @@ class RunSummary(BaseModel):
     best_candidate: str | None = None
     candidates: list[CandidateResult] = Field(default_factory=list)
     error: str | None = None
+
+
+# ---------------------------------------------------------------- routing and judging
+
+
+class RouteTools(BaseModel):
+    """Tools a workflow may give its workers."""
+
+    python_sandbox: bool = False
+    rag: bool = False
+
+
+class RouteControls(BaseModel):
+    """How hard the workflow tries: critic/revise rounds and the round budget."""
+
+    use_debate: bool = False
+    max_rounds: int = Field(default=2, ge=1, le=4)
+
+
+class RouteDecision(BaseModel):
+    """Which workflow, which workers in which roles, and which tools and controls a task runs with.
+
+    Always valid: tasks/route.py builds it only from allow-listed parts, whatever a router said.
+    ``router`` names who decided: explicit | hint | learned | cost-first | quality-first.
+    """
+
+    workflow: str
+    workers: list[WorkerSpec] = Field(min_length=1)
+    tools: RouteTools = Field(default_factory=RouteTools)
+    controls: RouteControls = Field(default_factory=RouteControls)
+    router: str
+
+    def by_role(self, role: str) -> list[WorkerSpec]:
+        return [w for w in self.workers if w.role == role]
+
+
+class RouteRow(BaseModel):
+    """One routing decision: what the router saw and said, what was dropped and why, what was decided."""
+
+    run_id: str
+    route_id: str = Field(default_factory=new_id)
+    task_id: str
+    task_text: str  # the text routed on (also what the learned router trains on)
+    hint: str | None = None  # the task folder's own workflow, when it names one
+    router: str
+    router_model: str | None = None  # the LLM router's worker, or the learned router's file
+    raw_reply: str | None = None
+    parsed_as: str = "none"  # json | fenced | embedded | repaired | failed | empty | none (no reply)
+    dropped: str = "[]"  # JSON list of {"field", "value", "reason"}
+    used_defaults: bool = False
+    workflow: str
+    workers: str  # JSON list of worker labels
+    decision: str  # the final RouteDecision as JSON
+    ts: datetime = Field(default_factory=utcnow)
+
+
+class VerdictRow(BaseModel):
+    """The judge's ranking of one candidate of one run (rank 1 is best)."""
+
+    run_id: str
+    verdict_id: str = Field(default_factory=new_id)
+    task_id: str
+    workflow: str
+    candidate_id: str
+    worker: str
+    provider: str
+    model: str
+    passed: bool | None
+    tests_passed: int = 0
+    tests_failed: int = 0  # failed + errors
+    exec_score: float | None = None  # 1 all passed, 0.5 x share passed otherwise; None without a verdict of record
+    rubric_score: float | None = None  # 0..1 from the LLM judge, when it was asked
+    score: float
+    rank: int
+    reason: str
+    judge_model: str  # "execution", or the rubric judge's worker label
+    judge_mode: str  # execution | pairwise | pointwise
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float | None = None
+    ts: datetime = Field(default_factory=utcnow)
+
+
+class PreferencePairRow(BaseModel):
+    """A (better, worse) pair of one task's candidates with a clear margin: DPO training data."""
+
+    run_id: str
+    pair_id: str = Field(default_factory=new_id)
+    task_id: str
+    workflow: str
+    prompt: str  # the prompt as one text (system, then user)
+    prompt_messages: str  # JSON list of {"role", "content"}: the conversation the solvers started from
+    chosen: str
+    rejected: str
+    chosen_candidate: str
+    rejected_candidate: str
+    chosen_model: str
+    rejected_model: str
+    chosen_score: float
+    rejected_score: float
+    margin: float
+    basis: str  # execution | rubric
+    judge_model: str
+    ts: datetime = Field(default_factory=utcnow)

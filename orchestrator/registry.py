@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
@@ -16,6 +17,7 @@ class Registry(Generic[T]):
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self._factories: dict[str, Callable[..., T]] = {}
+        self._modules: dict[str, str] = {}
 
     def register(self, name: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
         def decorator(factory: Callable[..., T]) -> Callable[..., T]:
@@ -27,13 +29,22 @@ class Registry(Generic[T]):
     def add(self, name: str, factory: Callable[..., T]) -> None:
         self._factories[name] = factory
 
+    def add_lazy(self, name: str, module: str) -> None:
+        """Register ``name`` as provided by ``module``, imported (and so registered) on first use.
+
+        Keeps start-up fast: an SDK is imported only by the user who asks for its provider.
+        """
+        self._modules[name] = module
+
     def names(self) -> list[str]:
-        return sorted(self._factories)
+        return sorted({*self._factories, *self._modules})
 
     def __contains__(self, name: object) -> bool:
-        return name in self._factories
+        return name in self._factories or name in self._modules
 
     def create(self, name: str, *args: object, **kwargs: object) -> T:
+        if name not in self._factories and name in self._modules:
+            importlib.import_module(self._modules[name])
         try:
             factory = self._factories[name]
         except KeyError:

@@ -3,6 +3,12 @@
 Each ``write`` produces a new Parquet file, written under a temporary name and moved into
 place with an atomic rename, so a crash leaves either the whole file or nothing, and
 concurrent writers never touch the same file. A table is the union of its files.
+
+The root is a local folder or a URI that ``pyarrow.fs`` opens (``s3://bucket/prefix``,
+``gs://bucket/prefix``, ``file:///abs/path``), so workers on several machines can share one store.
+On an object store a file is written in place: a PUT (or a completed multipart upload) is atomic,
+the object appears whole or not at all. Credentials come from the store's usual environment
+(``AWS_ACCESS_KEY_ID``, ...), never from the URI, which travels in flow parameters and logs.
 """
 
 from __future__ import annotations
@@ -18,10 +24,13 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.dataset as pads
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from pydantic import BaseModel
 
 from orchestrator import records
+from orchestrator.errors import ConfigurationError
 
 _SCALARS: dict[Any, pa.DataType] = {
     str: pa.string(),
@@ -36,6 +45,9 @@ TABLES: dict[str, type[BaseModel]] = {
     "runs": records.RunRow,
     "calls": records.CallRow,
     "attempts": records.AttemptRow,
+    "routes": records.RouteRow,
+    "verdicts": records.VerdictRow,
+    "preference_pairs": records.PreferencePairRow,
 }
 
 
@@ -62,14 +74,41 @@ def arrow_schema(row_model: type[BaseModel]) -> pa.Schema:
     )
 
 
+#: URI query keys that would put a credential into flow parameters, logs and traces.
+_SECRET_URI_KEYS = ("access_key", "secret_key", "session_token")
+
+
+def _open_root(root: str) -> tuple[pafs.FileSystem, str]:
+    if "://" not in root:
+        return pafs.LocalFileSystem(), root
+    query = root.partition("?")[2].lower()
+    if any(key in query for key in _SECRET_URI_KEYS):
+        raise ConfigurationError(
+            "the traces URI carries a credential; remove it and set AWS_ACCESS_KEY_ID / "
+            "AWS_SECRET_ACCESS_KEY (or the store's own variables) in the environment instead"
+        )
+    try:
+        return pafs.FileSystem.from_uri(root)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
+        raise ConfigurationError(f"cannot open the traces store {root!r}: {exc}") from None
+
+
 class TraceStore:
+    """Tables of Parquet files under ``root``: a local folder, or a URI such as ``s3://bucket/prefix``.
+
+    Paths returned by :meth:`write` and :meth:`files` are ``Path`` objects for a local store and,
+    for a remote one, paths inside :attr:`fs` (``pq.read_table(path, filesystem=store.fs)``).
+    """
+
     def __init__(self, root: str | os.PathLike[str]) -> None:
-        self.root = Path(root)
+        self.fs, base = _open_root(os.fspath(root))
+        self.remote = not isinstance(self.fs, pafs.LocalFileSystem)
+        self.root: Path | str = base.rstrip("/") if self.remote else Path(base)
 
-    def table_dir(self, table: str) -> Path:
-        return self.root / table
+    def table_dir(self, table: str) -> Path | str:
+        return f"{self.root}/{table}" if self.remote else Path(self.root) / table
 
-    def write(self, table: str, rows: Sequence[BaseModel]) -> Path | None:
+    def write(self, table: str, rows: Sequence[BaseModel]) -> Path | str | None:
         """Append rows to a table as one new Parquet file; returns its path."""
         if not rows:
             return None
@@ -77,10 +116,16 @@ class TraceStore:
         schema = arrow_schema(row_model)
         data = [row.model_dump() for row in rows]
         arrow_table = pa.Table.from_pylist(data, schema=schema)
-        folder = self.table_dir(table)
-        folder.mkdir(parents=True, exist_ok=True)
         run_id = str(data[0].get("run_id") or data[0].get("sweep_id") or "rows")
-        final = folder / f"{_safe(run_id)}-{uuid.uuid4().hex[:12]}.parquet"
+        name = f"{_safe(run_id)}-{uuid.uuid4().hex[:12]}.parquet"
+        if self.remote:
+            # Written in place: an object store's PUT is atomic, so readers never see half a file.
+            remote_path = f"{self.table_dir(table)}/{name}"
+            pq.write_table(arrow_table, remote_path, filesystem=self.fs)
+            return remote_path
+        folder = Path(self.table_dir(table))
+        folder.mkdir(parents=True, exist_ok=True)
+        final = folder / name
         tmp = final.with_name(final.name + ".tmp")
         pq.write_table(arrow_table, tmp)
         with open(tmp, "rb") as fh:
@@ -88,8 +133,11 @@ class TraceStore:
         os.replace(tmp, final)
         return final
 
-    def files(self, table: str) -> list[Path]:
-        folder = self.table_dir(table)
+    def files(self, table: str) -> list[Path] | list[str]:
+        if self.remote:
+            found = self.fs.get_file_info(pafs.FileSelector(str(self.table_dir(table)), allow_not_found=True))
+            return sorted(info.path for info in found if info.path.endswith(".parquet"))
+        folder = Path(self.table_dir(table))
         return sorted(folder.glob("*.parquet")) if folder.is_dir() else []
 
     def read(self, table: str) -> pa.Table:
@@ -98,7 +146,7 @@ class TraceStore:
         if not files:
             return schema.empty_table()
         return pa.concat_tables(
-            [pq.read_table(f) for f in files], promote_options="permissive"
+            [pq.read_table(f, filesystem=self.fs) for f in files], promote_options="permissive"
         )
 
     def rows(self, table: str, **equals: Any) -> list[dict[str, Any]]:
@@ -110,8 +158,13 @@ class TraceStore:
         con = duckdb.connect()
         for name in TABLES:
             files = self.files(name)
-            if files:
-                pattern = str(self.table_dir(name) / "*.parquet").replace("'", "''")
+            if files and self.remote:
+                # DuckDB reads object stores only through an extension it downloads; Arrow scans for it.
+                dataset = pads.dataset(files, schema=arrow_schema(TABLES[name]), filesystem=self.fs)
+                con.register(f"_{name}_remote", dataset)
+                con.execute(f"CREATE VIEW {name} AS SELECT * FROM _{name}_remote")
+            elif files:
+                pattern = str(Path(self.table_dir(name)) / "*.parquet").replace("'", "''")
                 con.execute(
                     f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{pattern}', union_by_name=true)"
                 )

@@ -28,7 +28,9 @@ class TryOutcome(BaseModel):
 
 def _wait(settings: Settings) -> Callable[[RetryCallState], float]:
     backoff = wait_exponential_jitter(
-        initial=settings.retry_base_delay_s, max=settings.retry_max_delay_s, jitter=settings.retry_base_delay_s
+        initial=settings.retry_base_delay_s,
+        max=settings.retry_max_delay_s,
+        jitter=settings.retry_base_delay_s,
     )
 
     def wait(state: RetryCallState) -> float:
@@ -48,9 +50,14 @@ def complete_with_retries(
     *,
     settings: Settings,
     on_try: Callable[[TryOutcome], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
     **params: Any,
 ) -> Completion:
-    """Call the provider, retrying transient errors with backoff; raise the last error when exhausted."""
+    """Call the provider, retrying transient errors with backoff; raise the last error when exhausted.
+
+    Waits are exponential with jitter, or what the server asked for (Retry-After), capped at
+    ``settings.retry_max_delay_s``. ``sleep`` performs the waits (tests pass a recorder).
+    """
     attempt = 0
 
     def one_try() -> Completion:
@@ -73,13 +80,16 @@ def complete_with_retries(
             raise
         completion = price_completion(completion, settings)
         if on_try:
-            on_try(TryOutcome(attempt=attempt, ok=True, latency_s=completion.latency_s, completion=completion))
+            on_try(
+                TryOutcome(attempt=attempt, ok=True, latency_s=completion.latency_s, completion=completion)
+            )
         return completion
 
     retrying = Retrying(
         stop=stop_after_attempt(settings.call_retries + 1),
         wait=_wait(settings),
         retry=retry_if_exception(lambda e: isinstance(e, TransientProviderError)),
+        sleep=sleep,
         reraise=True,
     )
     return retrying(one_try)

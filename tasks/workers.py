@@ -8,6 +8,7 @@ from orchestrator.errors import UserInputError
 from orchestrator.records import WorkerRole, WorkerSpec
 from orchestrator.settings import Settings
 from providers.base import create_provider, provider_names
+from providers.pricing import price_table
 
 ROLES: tuple[str, ...] = get_args(WorkerRole)
 
@@ -26,10 +27,10 @@ def parse_worker(text: str) -> WorkerSpec:
 
 def rejection_reason(worker: WorkerSpec, settings: Settings) -> str | None:
     """Why a worker is not allowed, or None when it is."""
-    if worker.provider not in settings.allowed_providers:
-        return f"provider {worker.provider!r} is not in the allow-list ({', '.join(settings.allowed_providers)})"
     if worker.provider not in provider_names():
         return f"unknown provider {worker.provider!r}; choose one of: {', '.join(provider_names())}"
+    if worker.provider not in settings.allowed_providers:
+        return f"provider {worker.provider!r} is not in the allow-list ({', '.join(settings.allowed_providers)})"
     if worker.provider == "ollama" and worker.model not in settings.allowed_ollama_models:
         return (
             f"ollama model {worker.model!r} is not allowed ({', '.join(settings.allowed_ollama_models)}); "
@@ -42,6 +43,7 @@ def preflight(workers: list[WorkerSpec], settings: Settings) -> None:
     """Fail before any work starts: unknown or disallowed providers, missing keys, bad replay files."""
     if not workers:
         raise UserInputError("no workers; pass --worker PROVIDER:MODEL or --provider/--model")
+    price_table(settings)  # a broken ORCH_PRICES_FILE fails here, not after the first paid call
     for worker in workers:
         reason = rejection_reason(worker, settings)
         if reason:

@@ -25,18 +25,24 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, emoji=False)
 
 from orchestrator.cli import run as _run  # noqa: E402,F401  (registers commands)
 from orchestrator.cli import traces as _traces  # noqa: E402,F401
 from orchestrator.cli import sandbox as _sandbox  # noqa: E402,F401
+from orchestrator.cli import sweep as _sweep  # noqa: E402,F401
+from orchestrator.cli import importers as _importers  # noqa: E402,F401
+from orchestrator.cli import testgen as _testgen  # noqa: E402,F401
+from orchestrator.cli import router as _router  # noqa: E402,F401
+from orchestrator.cli import pairs as _pairs  # noqa: E402,F401
 
 
 def main() -> None:
     try:
         result = app(standalone_mode=False)
     except OrchestratorError as exc:
-        err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        err_console.print("[red]error:[/red] ", end="")
+        err_console.print(str(exc), markup=False, emoji=False, highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)

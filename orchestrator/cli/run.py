@@ -57,7 +57,7 @@ def print_summary(summary: RunSummary, console: Console) -> None:
             cand.candidate_id + (" *" if cand.candidate_id == summary.best_candidate else ""),
             cand.worker,
             str(cand.rounds),
-            "yes" if cand.passed else "no",
+            {True: "yes", False: "no", None: "-"}[cand.passed],
             f"{cand.tests_passed}/{cand.tests_failed + cand.tests_errors}",
             str(cand.prompt_tokens + cand.completion_tokens),
             (cand.error or "")[:80],
@@ -67,7 +67,7 @@ def print_summary(summary: RunSummary, console: Console) -> None:
 
 def summary_json(summary: RunSummary) -> str:
     payload = summary.model_dump(mode="json", exclude={"candidates"})
-    payload["candidates"] = [c.model_dump(mode="json", exclude={"code"}) for c in summary.candidates]
+    payload["candidates"] = [c.model_dump(mode="json", exclude={"output"}) for c in summary.candidates]
     return json.dumps(payload)
 
 
@@ -80,6 +80,10 @@ def run(
     worker: Annotated[
         list[str] | None, typer.Option("--worker", help="PROVIDER:MODEL[:ROLE], repeatable; bypasses the router.")
     ] = None,
+    router: Annotated[
+        str | None,
+        typer.Option(help="cost-first | quality-first | learned | hint (default ORCH_ROUTER_MODE); picks the workers."),
+    ] = None,
     sandbox: Annotated[str, typer.Option(help="auto | local | docker")] = "auto",
     max_rounds: Annotated[int | None, typer.Option(help="Rounds of fix (1..4).")] = None,
     traces: Annotated[Path | None, typer.Option(help="Trace folder (default ORCH_TRACES_DIR or ./traces).")] = None,
@@ -87,23 +91,33 @@ def run(
 ) -> int:
     """Run one task; exit 0 when it passes, 1 when it completed but failed, 2 on bad input."""
     from sandbox import get_backend
+    from tasks.route import check_router
     from tasks.workers import preflight
 
     settings = get_settings()
     rounds = settings.max_rounds if max_rounds is None else max_rounds
     if not 1 <= rounds <= 4:
         raise UserInputError(f"--max-rounds {rounds}: must be between 1 and 4")
-    task = load_task(task_dir)
-    workers = build_workers(settings, provider, model, replay, worker)
-    preflight(workers, settings)
+    task = load_task(task_dir, require_tests=False)  # a coding task without tests gets generated ones
+    explicit = bool(worker or provider or model or replay)
+    if explicit and router:
+        raise UserInputError("--router picks the workers; drop it, or drop --worker/--provider/--model/--replay")
+    mode = router or settings.router_mode
+    workers = build_workers(settings, provider, model, replay, worker) if explicit else None
+    if workers:
+        preflight(workers, settings)
+    else:
+        check_router(mode, settings)
     backend = get_backend(sandbox, settings)
+    who = ", ".join(w.label for w in workers) if workers else f"the {mode} router"
 
-    from flows.coding import coding_flow
+    from flows.run_task import run_task_flow
 
-    with err_console.status(f"running {task.id} with {', '.join(w.label for w in workers)} ({backend.name} sandbox)"):
-        summary = coding_flow(
+    with err_console.status(f"running {task.id} with {who} ({backend.name} sandbox)"):
+        summary = run_task_flow(
             task_dir=str(task.folder),
             workers=workers,
+            router=None if workers else mode,
             max_rounds=rounds,
             sandbox=backend.name,
             traces_dir=str(traces or settings.traces_dir),
@@ -111,5 +125,5 @@ def run(
     if as_json:
         print(summary_json(summary))
     else:
-        print_summary(summary, Console())
+        print_summary(summary, Console(emoji=False))
     return 0 if summary.passed else 1

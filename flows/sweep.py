@@ -1,0 +1,284 @@
+"""The sweep flow: every task of a folder through its workflow, with bounded concurrency and resume.
+
+Concurrency: each (task, sample) is a Prefect task on the flow's ThreadPoolTaskRunner; the flow keeps
+at most ``concurrency`` of them in flight (a sliding window), so the limit is a per-sweep parameter
+(a task runner's size is fixed when the flow is defined) and tasks not yet started do not crowd the UI.
+Each of those tasks runs the single-task flow as a subflow (``executor="local"``), or triggers the
+run-task deployment and waits for it (``executor="deployment"``), so that several workers on one pool
+share a sweep. Threads suit the work: it waits on model calls and sandboxed pytest processes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.deployments import run_deployment
+from prefect.futures import PrefectFuture, as_completed
+from prefect.runtime import flow_run as current_flow_run
+from prefect.task_runners import ThreadPoolTaskRunner
+from pydantic import BaseModel, Field, field_validator
+
+from flows.run_task import run_task_flow
+from orchestrator.records import WorkerSpec, new_id
+from orchestrator.settings import get_settings
+from orchestrator.taskspec import Workflow
+from orchestrator.traces import TraceStore
+from sandbox import get_backend
+from tasks.sweep_artifacts import ProgressArtifact, artifact_key, publish
+from tasks.sweep_chart import history_chart
+from tasks.sweep_ledger import (
+    SweepRow,
+    SweepTaskRow,
+    candidates_from_summary,
+    ensure_run_row,
+    finished,
+    ledger_row,
+    orphan_runs,
+    run_row,
+    sweeps,
+)
+from tasks.sweep_plan import WorkItem, select_tasks, sweep_name, work_items
+from tasks.sweep_report import SweepReport, build_report, compare
+from tasks.workers import parse_worker, preflight
+
+#: The thread pool's size; ``SweepParams.concurrency`` bounds what is in flight below it.
+MAX_CONCURRENCY = 32
+
+
+class SweepParams(BaseModel):
+    """A sweep's parameters (the form the Prefect UI shows for the sweep deployment)."""
+
+    tasks: str = Field(default="runs", description="A folder of task folders, or a glob of folders.")
+    workflows: list[Workflow] = Field(default_factory=list, description="Only tasks of these workflows (empty: all).")
+    workers: list[WorkerSpec] = Field(
+        default_factory=list,
+        description='Workers as "PROVIDER:MODEL[:ROLE]" strings or objects; empty: the router or the default model.',
+    )
+    router: str | None = Field(default=None, description="Router mode when no workers are given.")
+    sandbox: Literal["auto", "local", "docker"] = "auto"
+    concurrency: int = Field(default=2, ge=1, le=MAX_CONCURRENCY, description="Runs in flight at once.")
+    max_rounds: int = Field(default=2, ge=1, le=4)
+    samples: int = Field(default=1, ge=1, le=100, description="Runs per task (pass@k needs more than one).")
+    name: str | None = Field(default=None, description="Sweep name, compared night to night (default: the folder's name).")
+    sweep_id: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$", description="Resume this sweep: finished runs are skipped."
+    )
+    traces_dir: str | None = Field(default=None, description="Trace folder (default ORCH_TRACES_DIR or ./traces).")
+    executor: Literal["local", "deployment"] = Field(
+        default="local", description="local: runs in this process; deployment: each run on the pool's workers."
+    )
+    deployment: str = Field(
+        default="run-task/run-task", pattern=r"^[^/]+/[^/]+$", description="FLOW/DEPLOYMENT that runs one task."
+    )
+    history: int = Field(default=10, ge=2, le=100, description="Sweeps of this name shown in the history chart.")
+
+    @field_validator("workers", mode="before")
+    @classmethod
+    def _parse_workers(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [parse_worker(v) if isinstance(v, str) else v for v in value]
+        return value
+
+
+def _run_name() -> str:
+    params = current_flow_run.parameters.get("params") or {}
+    tasks = params.get("tasks", "runs") if isinstance(params, dict) else "runs"
+    name = (params.get("name") if isinstance(params, dict) else None) or sweep_name(tasks)
+    return f"sweep-{name}"
+
+
+def _via_subflow(item: WorkItem, params: SweepParams, sweep_id: str, traces: str, sandbox: str, run_id: str) -> Any:
+    label = f"{item.task_id}#{item.sample}"
+    return run_task_flow.with_options(flow_run_name=lambda: label)(
+        task_dir=item.task_dir,
+        workers=params.workers or None,
+        router=params.router,
+        max_rounds=params.max_rounds,
+        sandbox=sandbox,
+        traces_dir=traces,
+        sweep_id=sweep_id,
+        run_id=run_id,
+    )
+
+
+def _via_deployment(
+    item: WorkItem, params: SweepParams, sweep_id: str, traces: str, sandbox: str, run_id: str, store: TraceStore
+) -> tuple[str, str | None]:
+    """Trigger the run-task deployment and wait; returns (run_id, error).
+
+    The idempotency key is the (sweep, task, sample): a resumed sweep waits for a run an earlier
+    attempt started and a worker still executes, instead of starting a second one. A run that
+    ended without writing its row (a crashed worker) is started again under a fresh key.
+    """
+    parameters = {
+        "task_dir": item.task_dir,
+        "workers": [w.model_dump() for w in params.workers] or None,
+        "router": params.router,
+        "max_rounds": params.max_rounds,
+        "sandbox": sandbox,
+        "traces_dir": traces,
+        "sweep_id": sweep_id,
+        "run_id": run_id,
+    }
+    key = f"{sweep_id}/{item.task_id}/{item.sample}"
+    child = run_deployment(params.deployment, parameters=parameters, idempotency_key=key, timeout=None, poll_interval=2)
+    run_id = str((child.parameters or {}).get("run_id") or run_id)
+    state = child.state
+    if state is not None and state.is_final() and not state.is_completed() and run_row(store, run_id) is None:
+        run_id = new_id()
+        parameters["run_id"] = run_id
+        child = run_deployment(
+            params.deployment, parameters=parameters, idempotency_key=f"{key}/{run_id}", timeout=None, poll_interval=2
+        )
+        state = child.state
+    if state is not None and state.is_completed():
+        return run_id, None
+    return run_id, f"flow run {child.name} ended {state.name if state else 'without a state'}: {state.message if state else ''}"
+
+
+@task(name="sweep-run", cache_policy=NO_CACHE, task_run_name="{item.task_id} #{item.sample}")
+def run_item(item: WorkItem, params: SweepParams, sweep_id: str, traces: str, sandbox: str) -> SweepTaskRow:
+    """Run one (task, sample), then record it in the ledger (after the run's own rows are written).
+
+    A run that fails still finishes the item: its error is recorded and the sweep goes on.
+    """
+    store = TraceStore(traces)
+    run_id = new_id()
+    candidates = None
+    error: str | None = None
+    if params.executor == "local":
+        try:
+            summary = _via_subflow(item, params, sweep_id, traces, sandbox, run_id)
+            candidates = candidates_from_summary(summary)
+        except Exception as exc:  # the run failed; the sweep records it and continues
+            error = f"{type(exc).__name__}: {exc}"
+    else:
+        run_id, error = _via_deployment(item, params, sweep_id, traces, sandbox, run_id, store)
+    run = ensure_run_row(
+        store, run_id=run_id, sweep_id=sweep_id, task_id=item.task_id, workflow=item.workflow,
+        task_dir=item.task_dir, error=error or "the run wrote no result",
+    )
+    row = ledger_row(run, item.sample, candidates)
+    store.write("sweep_tasks", [row])
+    return row
+
+
+def _adopt_orphans(store: TraceStore, sweep_id: str, todo: list[WorkItem]) -> list[WorkItem]:
+    """Record runs that finished but lost their ledger row to a kill; return what is left to run."""
+    orphans = orphan_runs(store, sweep_id)
+    left = []
+    for item in todo:
+        runs = orphans.get(item.task_id)
+        if runs:
+            store.write("sweep_tasks", [ledger_row(runs.pop(0), item.sample, adopted=True)])
+        else:
+            left.append(item)
+    return left
+
+
+def _previous_report(store: TraceStore, name: str, sweep_id: str) -> SweepReport | None:
+    earlier = [s for s in sweeps(store, name) if s["event"] == "finished" and s["sweep_id"] != sweep_id]
+    return build_report(store, earlier[0]["sweep_id"], name) if earlier else None
+
+
+def _chart(store: TraceStore, traces: str, name: str, sweep_id: str, history: int) -> Path | None:
+    recent = [s for s in sweeps(store, name) if s["event"] == "finished"][:history]
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "-", name)
+    return history_chart(list(reversed(recent)), Path(traces) / "charts" / f"{slug}-{sweep_id}.png", f"sweeps named {name}")
+
+
+class Prepared(BaseModel):
+    """What a sweep resolves before it runs anything; every check here fails with one clear line."""
+
+    name: str
+    sweep_id: str
+    traces: str
+    sandbox: str
+    items: list[WorkItem]
+    tasks: int
+
+
+def prepare(params: SweepParams) -> Prepared:
+    """Select and validate the tasks, check the workers, resolve the sandbox (used by the CLI too,
+    so that bad input is refused before a flow run exists)."""
+    settings = get_settings()
+    tasks = select_tasks(params.tasks, list(params.workflows))
+    if params.workers:
+        preflight(list(params.workers), settings)
+    elif params.router is None:
+        preflight([WorkerSpec(provider=settings.provider, model=settings.model)], settings)
+    return Prepared(
+        name=params.name or sweep_name(params.tasks),
+        sweep_id=params.sweep_id or new_id(),
+        traces=str(Path(params.traces_dir or settings.traces_dir).resolve()),
+        # "auto" is resolved once: every run of the sweep uses the same backend, and a missing one fails now.
+        sandbox=get_backend(params.sandbox, settings).name,
+        items=work_items(tasks, params.samples),
+        tasks=len(tasks),
+    )
+
+
+@flow(name="sweep", flow_run_name=_run_name, task_runner=ThreadPoolTaskRunner(max_workers=MAX_CONCURRENCY))
+def sweep_flow(params: SweepParams) -> SweepReport:
+    """Run every task under ``params.tasks``; resume ``params.sweep_id`` when it has finished runs."""
+    logger = get_run_logger()
+    started = time.perf_counter()
+    prep = prepare(params)
+    name, sweep_id, traces, sandbox, items = prep.name, prep.sweep_id, prep.traces, prep.sandbox, prep.items
+    store = TraceStore(traces)
+    store.write(
+        "sweeps",
+        [SweepRow(sweep_id=sweep_id, name=name, event="started", tasks=params.tasks, params=params.model_dump_json())],
+    )
+    done = {(r["task_id"], r["sample"]) for r in finished(store, sweep_id)}
+    todo = _adopt_orphans(store, sweep_id, [i for i in items if (i.task_id, i.sample) not in done])
+    logger.info(
+        "sweep %s (%s): %d task(s) × %d sample(s); %d already finished, %d to run, %d at a time",
+        sweep_id, name, prep.tasks, params.samples, len(items) - len(todo), len(todo), params.concurrency,
+    )
+    progress = ProgressArtifact(name, len(items), len(items) - len(todo))
+    done_count = len(items) - len(todo)
+    queue = iter(todo)
+    in_flight: list[PrefectFuture[SweepTaskRow]] = []
+
+    def submit_next() -> None:
+        item = next(queue, None)
+        if item is not None:
+            in_flight.append(run_item.submit(item, params, sweep_id, traces, sandbox))
+
+    for _ in range(params.concurrency):
+        submit_next()
+    while in_flight:
+        future = next(as_completed(in_flight))
+        in_flight.remove(future)
+        future.result()  # raises only when recording failed (e.g. the trace folder is not writable)
+        done_count += 1
+        progress.update(done_count)
+        submit_next()
+
+    report = build_report(store, sweep_id, name, round(time.perf_counter() - started, 3))
+    previous = _previous_report(store, name, sweep_id)
+    store.write(
+        "sweeps",
+        [
+            SweepRow(
+                sweep_id=sweep_id, name=name, event="finished", tasks=params.tasks, params=params.model_dump_json(),
+                total=report.total, passed=report.passed, failed=report.failed, errored=report.errored,
+                pass_rate=report.pass_rate, cost_usd=report.cost_usd, duration_s=report.duration_s,
+                models=json.dumps([m.model_dump() for m in report.models]),
+            )
+        ],
+    )
+    chart = _chart(store, traces, name, sweep_id, params.history)
+    publish(report, compare(report, previous) if previous else None, chart)
+    logger.info(
+        "sweep %s: %d/%d passed (%.1f%%), %d errored; artifacts under key %s",
+        sweep_id, report.passed, report.total, 100 * report.pass_rate, report.errored, artifact_key(name, "report"),
+    )
+    return report

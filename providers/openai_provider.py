@@ -1,0 +1,98 @@
+"""The ``openai`` provider: Chat Completions through the official ``openai`` SDK.
+
+With ``OPENAI_BASE_URL`` (or ``ORCH_OPENAI_BASE_URL``) it talks to any OpenAI-compatible server:
+vLLM, llama.cpp's server, llama-cpp-python's server.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import openai
+
+from orchestrator.records import Completion, Message
+from orchestrator.settings import Settings
+from providers.base import PROVIDERS
+from providers.sdk_support import Failures, generation_params, require_key
+
+TokenParam = Literal["max_tokens", "max_completion_tokens"]
+
+
+def chat_messages(messages: Sequence[Message]) -> list[Any]:
+    """Our roles are the Chat Completions roles, one to one (``Any``: the openai and groq SDKs each
+    declare their own TypedDicts for the same JSON)."""
+    return [{"role": m.role, "content": m.content} for m in messages]
+
+
+def chat_completion(
+    response: Any, *, provider: str, model: str, latency_s: float, failures: Failures
+) -> Completion:
+    """A Chat Completions answer (OpenAI's or Groq's, same shape) as our record.
+
+    ``model`` is the name we asked for, not the dated snapshot the API reports, so that it matches
+    the price table. A missing ``usage`` (some compatible servers omit it) counts as 0 tokens.
+    """
+    if not getattr(response, "choices", None):
+        raise failures.bad_response("no choices in the answer")
+    message = response.choices[0].message
+    if message is None:
+        raise failures.bad_response("the first choice has no message")
+    usage = response.usage
+    return Completion(
+        text=message.content or "",
+        provider=provider,
+        model=model,
+        prompt_tokens=(usage.prompt_tokens or 0) if usage else 0,
+        completion_tokens=(usage.completion_tokens or 0) if usage else 0,
+        latency_s=latency_s,
+        response_id=response.id,
+    )
+
+
+class OpenAIProvider:
+    name = "openai"
+
+    def __init__(self, settings: Settings, *, api_key: str, token_param: TokenParam) -> None:
+        self.settings = settings
+        # Which field carries the output budget: api.openai.com wants max_completion_tokens (its
+        # reasoning models reject max_tokens); compatible servers know only max_tokens.
+        self.token_param = token_param
+        self.failures = Failures(self.name, settings, settings.openai_base_url)
+        self.client = openai.OpenAI(
+            api_key=api_key,
+            base_url=settings.openai_base_url,
+            timeout=settings.call_timeout_s,
+            max_retries=0,  # providers.calling owns the one retry loop
+        )
+
+    def complete(self, messages: Sequence[Message], model: str, **params: Any) -> Completion:
+        max_tokens, temperature = generation_params(self.settings, params)
+        started = time.perf_counter()
+        with self.failures.translating(lambda exc: self.failures.from_stainless(exc, openai, model=model)):
+            response = self.client.chat.completions.create(
+                model=model,
+                messages=chat_messages(messages),
+                temperature=temperature,
+                max_tokens=max_tokens if self.token_param == "max_tokens" else openai.omit,
+                max_completion_tokens=max_tokens
+                if self.token_param == "max_completion_tokens"
+                else openai.omit,
+            )
+        return chat_completion(
+            response,
+            provider=self.name,
+            model=model,
+            latency_s=time.perf_counter() - started,
+            failures=self.failures,
+        )
+
+
+@PROVIDERS.register("openai")
+def _factory(settings: Settings) -> OpenAIProvider:
+    return OpenAIProvider(
+        settings,
+        api_key=require_key("openai", settings),
+        token_param="max_tokens" if settings.openai_base_url else "max_completion_tokens",
+    )

@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# Runs the orchestrator as a service: a local Prefect server (SQLite in PREFECT_HOME), the process work
+# pool, the deployments of prefect.yaml and a worker. Idempotent: what already runs is left as it is.
+#
+#   scripts/serve.sh [start]        server + pool + deployments + one worker; prints the UI address
+#   scripts/serve.sh deploy         pool + deployments only, on the server at PREFECT_API_URL
+#   scripts/serve.sh worker [NAME]  one more worker on the pool (on another machine: set PREFECT_API_URL)
+#   scripts/serve.sh stop           stops the workers, then the server, that this state folder started
+#
+# Environment: ORCH_PREFECT_HOST (127.0.0.1), ORCH_PREFECT_PORT (4200), PREFECT_API_URL (a server
+# elsewhere; default: the local one), ORCH_WORK_POOL (orchestrator), ORCH_WORKER_NAME (worker-<host>),
+# ORCH_WORKER_LIMIT (flow runs at once per worker; default no limit), ORCH_SERVE_DIR (pid files and
+# logs; default .orchestrator/serve), ORCH_PYTHON (default .venv/bin/python). PREFECT_* settings pass
+# through: PREFECT_HOME, PREFECT_API_DATABASE_CONNECTION_URL (PostgreSQL), PREFECT_WORKER_QUERY_SECONDS.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+HOST="${ORCH_PREFECT_HOST:-127.0.0.1}"
+PORT="${ORCH_PREFECT_PORT:-4200}"
+POOL="${ORCH_WORK_POOL:-orchestrator}"
+STATE="${ORCH_SERVE_DIR:-$ROOT/.orchestrator/serve}"
+if [ -n "${ORCH_PYTHON:-}" ]; then PY="$ORCH_PYTHON"
+elif [ -x "$ROOT/.venv/bin/python" ]; then PY="$ROOT/.venv/bin/python"
+else PY="python3"; fi
+LOCAL_API="http://$HOST:$PORT/api"
+export PREFECT_API_URL="${PREFECT_API_URL:-$LOCAL_API}"
+export PREFECT_SERVER_ANALYTICS_ENABLED="${PREFECT_SERVER_ANALYTICS_ENABLED:-false}"
+mkdir -p "$STATE"
+
+prefect() { "$PY" -m prefect "$@"; }
+
+alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+# Polls until the condition (a Python expression over `api`, the API URL) holds; bounded, never a blind sleep.
+wait_for() {
+  local what="$1" expr="$2" seconds="$3"
+  if ! "$PY" - "$PREFECT_API_URL" "$seconds" "$expr" <<'PY'; then
+import json, sys, time, urllib.request
+api, seconds, expr = sys.argv[1], float(sys.argv[2]), sys.argv[3]
+
+def get(path, body=None):
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(api + path, data=data, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=3) as resp:
+        return json.load(resp)
+
+end = time.monotonic() + seconds
+while time.monotonic() < end:
+    try:
+        if eval(expr, {"get": get}):
+            sys.exit(0)
+    except OSError:
+        pass
+    time.sleep(0.5)
+sys.exit(1)
+PY
+    echo "serve: $what did not happen within ${seconds}s (logs: $STATE)" >&2
+    exit 1
+  fi
+}
+
+# Starts a command in its own process group (set -m), so `stop` can end it with everything it spawned.
+spawn() {
+  local pidfile="$1" log="$2"
+  shift 2
+  set -m
+  nohup "$@" >>"$log" 2>&1 </dev/null &
+  echo $! >"$pidfile"
+  set +m
+}
+
+start_server() {
+  if [ "$PREFECT_API_URL" != "$LOCAL_API" ]; then
+    echo "serve: using the Prefect server at $PREFECT_API_URL"
+  elif alive "$STATE/server.pid"; then
+    echo "serve: Prefect server already running (pid $(cat "$STATE/server.pid"))"
+  else
+    echo "serve: starting the Prefect server on $HOST:$PORT (log: $STATE/server.log)"
+    spawn "$STATE/server.pid" "$STATE/server.log" "$PY" -m prefect server start --host "$HOST" --port "$PORT"
+  fi
+  wait_for "the Prefect API answering at $PREFECT_API_URL" 'get("/health") is True' 120
+}
+
+deploy() {
+  if prefect work-pool inspect "$POOL" >/dev/null 2>&1; then
+    echo "serve: work pool $POOL exists"
+  else
+    prefect work-pool create "$POOL" --type process >/dev/null
+    echo "serve: created the process work pool $POOL"
+  fi
+  # ORCH_PROJECT_DIR stays unset here so that each worker's flow runs resolve it on their own machine.
+  (cd "$ROOT" && env -u ORCH_PROJECT_DIR ORCH_WORK_POOL="$POOL" "$PY" -m prefect --no-prompt deploy --all \
+    >"$STATE/deploy.log" 2>&1) || { cat "$STATE/deploy.log" >&2; echo "serve: deploying failed" >&2; exit 1; }
+  echo "serve: deployed prefect.yaml to pool $POOL"
+}
+
+start_worker() {
+  local name="${1:-${ORCH_WORKER_NAME:-worker-$(hostname)}}"
+  local pidfile="$STATE/worker-$name.pid"
+  if alive "$pidfile"; then
+    echo "serve: worker $name already running (pid $(cat "$pidfile"))"
+  else
+    local args=(--pool "$POOL" --name "$name")
+    [ -n "${ORCH_WORKER_LIMIT:-}" ] && args+=(--limit "$ORCH_WORKER_LIMIT")
+    echo "serve: starting worker $name on pool $POOL (log: $STATE/worker-$name.log)"
+    (cd "$ROOT" && export ORCH_PROJECT_DIR="${ORCH_PROJECT_DIR:-$ROOT}" &&
+      spawn "$pidfile" "$STATE/worker-$name.log" "$PY" -m prefect worker start "${args[@]}")
+  fi
+  wait_for "worker $name coming online" \
+    "any(w['name'] == '$name' and w['status'] == 'ONLINE' for w in get('/work_pools/$POOL/workers/filter', {}))" 60
+}
+
+stop_pidfile() {
+  local pidfile="$1" pid
+  [ -f "$pidfile" ] || return 0
+  pid="$(cat "$pidfile")"
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid"
+    for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+    kill -0 "$pid" 2>/dev/null && kill -KILL -- "-$pid" 2>/dev/null
+    echo "serve: stopped $(basename "$pidfile" .pid) (pid $pid)"
+  fi
+  rm -f "$pidfile"
+}
+
+stop() {
+  # Workers first: a worker whose server is gone retries its connection for a while before it exits.
+  for pidfile in "$STATE"/worker-*.pid; do [ -e "$pidfile" ] && stop_pidfile "$pidfile"; done
+  stop_pidfile "$STATE/server.pid"
+}
+
+case "${1:-start}" in
+  start)
+    start_server
+    deploy
+    start_worker
+    echo "serve: ready. UI: ${PREFECT_API_URL%/api}  (for the CLI: export PREFECT_API_URL=$PREFECT_API_URL)"
+    ;;
+  deploy) wait_for "the Prefect API answering at $PREFECT_API_URL" 'get("/health") is True' 30; deploy ;;
+  worker) wait_for "the Prefect API answering at $PREFECT_API_URL" 'get("/health") is True' 30; start_worker "${2:-}" ;;
+  stop) stop ;;
+  *) echo "usage: scripts/serve.sh [start|deploy|worker [NAME]|stop]" >&2; exit 2 ;;
+esac

@@ -1,0 +1,95 @@
+"""The retriever of rag_qa: top-k chunks of the task's documents, each kept in the ``retrievals`` table.
+
+A row per retrieved chunk holds its id, rank and score, the retriever in use (the embedding model,
+or ``bm25`` with the reason it fell back), whether the on-disk index was reused, and, when the task
+names its ``evidence``, whether the chunk is evidence and the recall@k of the whole retrieval.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from pydantic import BaseModel, Field
+
+from orchestrator.errors import TaskFormatError
+from orchestrator.records import utcnow
+from orchestrator.settings import get_settings
+from orchestrator.taskspec import Task
+from orchestrator.traces import TraceStore, register_table
+from tasks.rag_index import Hit, IndexHandle, RetrieverKind, evidence_hits, open_index, recall_at_k
+
+TOP_K = 4
+
+
+class RetrievalRow(BaseModel):
+    run_id: str
+    task_id: str
+    query: str
+    retriever: str
+    fallback_reason: str | None = None
+    index_key: str
+    index_reused: bool
+    k: int
+    rank: int
+    chunk_id: str
+    source: str
+    score: float
+    in_evidence: bool | None
+    recall_at_k: float | None
+    ts: datetime = Field(default_factory=utcnow)
+
+
+register_table("retrievals", RetrievalRow)
+
+
+class Retrieved(BaseModel):
+    hits: list[Hit]
+    index: IndexHandle
+    recall_at_k: float | None
+
+
+def docs_folder(task_: Task) -> Path:
+    """``docs/`` in the task folder, else ``corpus`` (a path relative to the task folder, or absolute)."""
+    if (task_.folder / "docs").is_dir():
+        return task_.folder / "docs"
+    if task_.spec.corpus:
+        corpus = Path(task_.spec.corpus).expanduser()
+        return corpus if corpus.is_absolute() else task_.folder / corpus
+    raise TaskFormatError(task_.folder, "rag_qa task has no docs/ folder and no 'corpus'; add one")
+
+
+@task(name="retrieve", cache_policy=NO_CACHE)
+def retrieve(
+    task_: Task, run_id: str, traces_dir: str, k: int = TOP_K, kind: RetrieverKind = "auto"
+) -> Retrieved:
+    """Open (or build) the index of the task's documents and fetch the top-k chunks for its prompt."""
+    settings = get_settings()
+    index, handle = open_index(docs_folder(task_), settings.cache_dir, kind, threads=settings.local_threads)
+    logger = get_run_logger()
+    logger.info(
+        "retriever %s, index %s (%s, %d chunks)%s", handle.retriever, handle.key,
+        "reused" if handle.reused else "built", handle.chunks,
+        f"; fell back to BM25: {handle.fallback_reason}" if handle.fallback_reason else "",
+    )
+    query = task_.prompt.strip()
+    hits = index.search(query, k)
+    evidence = task_.spec.evidence
+    found = evidence_hits(evidence or [], hits)
+    recall = recall_at_k(evidence, hits)
+    TraceStore(traces_dir).write(
+        "retrievals",
+        [
+            RetrievalRow(
+                run_id=run_id, task_id=task_.id, query=query[:2000], retriever=handle.retriever,
+                fallback_reason=handle.fallback_reason, index_key=handle.key, index_reused=handle.reused, k=k,
+                rank=h.rank, chunk_id=h.chunk.id, source=h.chunk.source, score=h.score,
+                in_evidence=None if not evidence else bool({h.chunk.id, h.chunk.source} & found),
+                recall_at_k=recall,
+            )
+            for h in hits
+        ],
+    )
+    return Retrieved(hits=hits, index=handle, recall_at_k=recall)

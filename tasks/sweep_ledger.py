@@ -1,0 +1,195 @@
+"""The sweep ledger: which (task, sample) of a sweep has finished, and the sweeps themselves.
+
+Order of writes for one (task, sample): the workflow writes its ``runs`` row (and its calls/attempts),
+*then* a ``sweep_tasks`` row is written here. Each write is one Parquet file renamed into place, so a
+``kill -9`` leaves every file whole or absent. Resume reads the ledger and skips what is in it.
+
+The one gap is a kill between the two writes: the run is in ``runs`` but not in the ledger. Resume
+does not run such a task again; it *adopts* the orphan run (writes its ledger row from the ``runs``
+row), so each (task, sample) has one run in ``runs`` for the sweep. Reads also deduplicate the
+ledger by (sweep_id, task_id, sample), keeping the earliest row, so that what a summary counts can
+never hold a row twice even if two processes resumed the same sweep at once.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from orchestrator.records import RunRow, RunSummary, utcnow
+from orchestrator.traces import TraceStore, register_table
+
+
+class SweepTaskRow(BaseModel):
+    """One finished (task, sample) of a sweep: the run of record and what the summary needs from it."""
+
+    sweep_id: str
+    task_id: str
+    sample: int = 0
+    run_id: str
+    workflow: str
+    task_dir: str
+    status: str  # completed | error
+    passed: bool | None = None
+    rounds: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float | None = None
+    duration_s: float = 0.0
+    candidates: str = "[]"  # JSON list of {"model": "provider:model", "role": ..., "passed": bool | null}
+    adopted: bool = False  # written on resume from an orphan runs row, not right after the run
+    error: str | None = None
+    finished_at: datetime = Field(default_factory=utcnow)
+
+
+class SweepRow(BaseModel):
+    """A sweep's start (``event="started"``) or end (``event="finished"``, with its totals)."""
+
+    sweep_id: str
+    name: str
+    event: str  # started | finished
+    tasks: str  # the folder or glob swept
+    params: str = "{}"  # JSON of the sweep's parameters (for the record)
+    total: int = 0
+    passed: int = 0
+    failed: int = 0
+    errored: int = 0
+    pass_rate: float | None = None
+    cost_usd: float | None = None
+    duration_s: float = 0.0
+    models: str = "[]"  # JSON list of per-model stats, so a history chart reads one table
+    ts: datetime = Field(default_factory=utcnow)
+
+
+register_table("sweep_tasks", SweepTaskRow)
+register_table("sweeps", SweepRow)
+
+
+def model_of(worker_label: str) -> tuple[str, str]:
+    """``provider:model:role`` -> (``provider:model``, role); model names may hold colons themselves."""
+    model, _, role = worker_label.rpartition(":")
+    return model, role
+
+
+def candidates_from_summary(summary: RunSummary) -> list[dict[str, Any]]:
+    return [
+        {"model": model_of(c.worker)[0], "role": model_of(c.worker)[1], "passed": c.passed}
+        for c in summary.candidates
+    ]
+
+
+def candidates_from_run(run: dict[str, Any]) -> list[dict[str, Any]]:
+    """Candidates when only the ``runs`` row is known: a single solver carries the run's verdict;
+    with several solvers the per-candidate verdicts are not in that row, so they stay unknown."""
+    labels = json.loads(run.get("workers") or "[]")
+    solvers = [model_of(label) for label in labels if model_of(label)[1] == "solver"]
+    verdict = run.get("passed") if len(solvers) == 1 else None
+    return [{"model": model, "role": role, "passed": verdict} for model, role in solvers]
+
+
+def ledger_row(
+    run: dict[str, Any], sample: int, candidates: list[dict[str, Any]] | None = None, *, adopted: bool = False
+) -> SweepTaskRow:
+    """The ledger row for a finished run, built from its ``runs`` row (the record both paths share)."""
+    return SweepTaskRow(
+        sweep_id=run["sweep_id"],
+        task_id=run["task_id"],
+        sample=sample,
+        run_id=run["run_id"],
+        workflow=run["workflow"],
+        task_dir=run["task_dir"],
+        status="error" if run["status"] == "error" else "completed",
+        passed=run["passed"],
+        rounds=run["rounds"] or 0,
+        prompt_tokens=run["prompt_tokens"] or 0,
+        completion_tokens=run["completion_tokens"] or 0,
+        cost_usd=run["cost_usd"],
+        duration_s=run["duration_s"] or 0.0,
+        candidates=json.dumps(candidates if candidates is not None else candidates_from_run(run)),
+        adopted=adopted,
+        error=run["error"],
+    )
+
+
+def query(store: TraceStore, sql: str, params: list[Any]) -> list[dict[str, Any]]:
+    con = store.connect()
+    try:
+        cursor = con.execute(sql, params)
+        columns = [d[0] for d in cursor.description or []]
+        return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+    finally:
+        con.close()
+
+
+def run_row(store: TraceStore, run_id: str) -> dict[str, Any] | None:
+    rows = query(store, "SELECT * FROM runs WHERE run_id = ? ORDER BY finished_at LIMIT 1", [run_id])
+    return rows[0] if rows else None
+
+
+def ensure_run_row(
+    store: TraceStore, *, run_id: str, sweep_id: str, task_id: str, workflow: str, task_dir: str, error: str
+) -> dict[str, Any]:
+    """The run's ``runs`` row; when the run died before writing one, an ``error`` row is written for it,
+    so that every ledger row points at a run in ``runs``."""
+    existing = run_row(store, run_id)
+    if existing is not None:
+        return existing
+    row = RunRow(
+        run_id=run_id, task_id=task_id, workflow=workflow, task_dir=task_dir, status="error",
+        sweep_id=sweep_id, error=error[:2000],
+    )
+    store.write("runs", [row])
+    return row.model_dump()
+
+
+def finished(store: TraceStore, sweep_id: str) -> list[dict[str, Any]]:
+    """The sweep's ledger, one row per (task_id, sample): the earliest written wins."""
+    return query(
+        store,
+        "SELECT * FROM sweep_tasks WHERE sweep_id = ? "
+        "QUALIFY row_number() OVER (PARTITION BY task_id, sample ORDER BY finished_at, run_id) = 1 "
+        "ORDER BY task_id, sample",
+        [sweep_id],
+    )
+
+
+def finished_count(store: TraceStore, sweep_id: str) -> int:
+    rows = query(
+        store, "SELECT count(DISTINCT (task_id, sample)) AS n FROM sweep_tasks WHERE sweep_id = ?", [sweep_id]
+    )
+    return int(rows[0]["n"])
+
+
+def orphan_runs(store: TraceStore, sweep_id: str) -> dict[str, list[dict[str, Any]]]:
+    """Runs of the sweep that wrote their ``runs`` row but have no ledger row, by task id."""
+    rows = query(
+        store,
+        "SELECT * FROM runs WHERE sweep_id = ? AND run_id NOT IN "
+        "(SELECT run_id FROM sweep_tasks WHERE sweep_id = ?) ORDER BY finished_at",
+        [sweep_id, sweep_id],
+    )
+    out: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        out.setdefault(row["task_id"], []).append(row)
+    return out
+
+
+def sweeps(store: TraceStore, name: str | None = None) -> list[dict[str, Any]]:
+    """Sweeps (latest event each), newest first; ``name`` filters."""
+    where, params = ("WHERE name = ?", [name]) if name is not None else ("", [])
+    return query(
+        store,
+        f"SELECT * FROM sweeps {where} "
+        "QUALIFY row_number() OVER (PARTITION BY sweep_id ORDER BY ts DESC, event DESC) = 1 "
+        "ORDER BY ts DESC",
+        params,
+    )
+
+
+def sweep_started_at(store: TraceStore, sweep_id: str) -> datetime | None:
+    rows = query(store, "SELECT min(ts) AS t FROM sweeps WHERE sweep_id = ?", [sweep_id])
+    value = rows[0]["t"] if rows else None
+    return value if isinstance(value, datetime) else None

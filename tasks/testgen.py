@@ -1,0 +1,357 @@
+"""Tests for coding tasks that have none: a tester role writes them, and they are checked before use.
+
+Before solving, a tester model writes pytest tests from the prompt and the starter file. A suite is
+accepted only when it runs against the unimplemented starter in the sandbox without errors (it
+imports, its fixtures work) and fails there: a test that already passes on the starter cannot tell
+a solution from no solution, so it is dropped. A rejected suite goes back to the tester once with
+the reason. Accepted tests are stored in the ``generated_tests`` table and as a file under
+``<traces>/generated/<run_id>/tests/``; the run then uses them as its visible suite.
+
+After the candidates are tested, :func:`review_generated_tests` applies AlphaCodium's rule: a test
+that every candidate fails, with the same failure (the candidates agree on what the code does), is
+more likely wrong than every candidate; it is flagged in ``suspect_tests`` rather than trusted.
+``orchestrator tests promote RUN_ID TASK_DIR`` copies accepted tests, less suspect ones, into the task.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import xml.etree.ElementTree as ET
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from pydantic import BaseModel, Field
+
+from orchestrator.errors import OrchestratorError
+from orchestrator.records import CandidateResult, ExecResult, Message, WorkerSpec, utcnow
+from orchestrator.settings import get_settings
+from orchestrator.taskspec import Task
+from orchestrator.traces import TraceStore, register_table
+from sandbox import SandboxBackend, get_backend
+from sandbox.base import checked_relpath
+from sandbox.pytest_runner import REPORT_NAME, TASK_INI, TESTS_DIR, pytest_argv
+from tasks.code_extract import extract_code
+from tasks.model_call import AllWorkersFailed, CallContext, call_model
+
+GENERATED_FILE = "test_generated.py"
+MAX_ATTEMPTS = 2
+Outcome = Literal["passed", "failed", "error", "skipped"]
+
+TESTER_SYSTEM = (
+    "You are a meticulous test engineer. You write pytest tests that pin down exactly the behaviour a task "
+    "states, and nothing it does not state. Answer with exactly one ```python fenced block holding the whole "
+    "test file, and nothing else."
+)
+
+
+class TestGenerationError(OrchestratorError):
+    """The tester could not produce a usable suite; the run cannot be verified."""
+
+    __test__ = False
+    exit_code = 1
+
+
+class GeneratedTestRow(BaseModel):
+    run_id: str
+    task_id: str
+    attempt: int
+    tester: str
+    file: str
+    code: str  # as written by the tester, before vacuous tests were dropped
+    accepted_code: str | None = None  # what the run used (None when rejected)
+    folder: str | None = None
+    tests: int = 0
+    stub_passed: int = 0
+    stub_failed: int = 0
+    stub_errors: int = 0
+    dropped: str = "[]"  # JSON list of tests dropped because they pass on the starter
+    accepted: bool
+    problem: str | None = None
+    ts: datetime = Field(default_factory=utcnow)
+
+
+class SuspectTestRow(BaseModel):
+    run_id: str
+    task_id: str
+    file: str
+    test: str
+    candidates: int
+    failure: str
+    ts: datetime = Field(default_factory=utcnow)
+
+
+register_table("generated_tests", GeneratedTestRow)
+register_table("suspect_tests", SuspectTestRow)
+
+
+class Case(BaseModel):
+    """One test case's outcome, from the JUnit report."""
+
+    __test__ = False
+
+    name: str  # test function name, with a parametrize id when there is one: test_x[1-2]
+    outcome: Outcome
+    message: str = ""
+
+    @property
+    def function(self) -> str:
+        return self.name.split("[", 1)[0]
+
+
+class TaskWithGeneratedTests(Task):
+    """A task whose visible suite is the generated one (the task folder itself is not touched)."""
+
+    generated_dir: Path
+
+    @property
+    def tests_dir(self) -> Path:
+        return self.generated_dir
+
+
+class TestReview(BaseModel):
+    __test__ = False
+
+    suspect: list[str] = Field(default_factory=list)
+    #: candidate id -> whether it passes every generated test that is not suspect
+    passes_trusted: dict[str, bool] = Field(default_factory=dict)
+
+
+# ---------------------------------------------------------------- running tests case by case
+
+
+def parse_cases(report: bytes | None) -> list[Case] | None:
+    """Per-case outcomes from a JUnit XML report; None when there is no readable report."""
+    if not report:
+        return None
+    try:
+        root = ET.fromstring(report)
+    except ET.ParseError:
+        return None
+    cases = []
+    for case in root.iter("testcase"):
+        children = {child.tag: child for child in case}
+        outcome: Outcome = "passed"
+        for tag, kind in (("error", "error"), ("failure", "failed"), ("skipped", "skipped")):
+            if tag in children:
+                outcome = kind  # type: ignore[assignment]
+                break
+        detail = children.get("error", children.get("failure"))
+        message = "" if detail is None else (detail.get("message") or detail.text or "")
+        cases.append(Case(name=case.get("name", ""), outcome=outcome, message=" ".join(message.split())[:500]))
+    return cases
+
+
+def run_cases(
+    backend: SandboxBackend, files: dict[str, str], tests: dict[str, str], task_: Task
+) -> tuple[ExecResult, list[Case] | None]:
+    """Run ``tests`` against ``files`` like the coding workflow does, and read every case's outcome."""
+    layout = {**files, **{f"{TESTS_DIR}/{checked_relpath(rel)}": text for rel, text in tests.items()}}
+    limits = task_.spec.limits
+    with backend.open(limits) as session:
+        session.write_files(layout)
+        result = session.run(pytest_argv(TASK_INI in files), limits)
+        return result, parse_cases(session.read_report(REPORT_NAME))
+
+
+def test_functions(source: str) -> list[str]:
+    """Names of the test functions pytest would collect at the top level and in Test* classes."""
+    tree = ast.parse(source)
+    names = []
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name.startswith("test"):
+            names.append(node.name)
+        elif isinstance(node, ast.ClassDef) and node.name.startswith("Test"):
+            names += [n.name for n in node.body if isinstance(n, ast.FunctionDef) and n.name.startswith("test")]
+    return names
+
+
+def remove_tests(source: str, names: set[str]) -> str:
+    """``source`` without the named test functions (decorators included), keeping everything else as written."""
+    tree = ast.parse(source)
+    spans = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name in names:
+            start = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+            spans.append((start, node.end_lineno or node.lineno))
+    lines = source.splitlines(keepends=True)
+    keep = [line for number, line in enumerate(lines, start=1) if not any(a <= number <= b for a, b in spans)]
+    return "".join(keep)
+
+
+# ---------------------------------------------------------------- generation
+
+
+def tester_workers(workers: list[WorkerSpec] | None) -> list[WorkerSpec]:
+    """Testers among the workers; else the solvers (then anyone) acting as tester; else the default model."""
+    workers = workers or []
+    testers = [w for w in workers if w.role == "tester"]
+    if testers:
+        return testers
+    others = [w for w in workers if w.role == "solver"] or workers
+    if others:
+        return [w.model_copy(update={"role": "tester"}) for w in others]
+    settings = get_settings()
+    return [WorkerSpec(provider=settings.provider, model=settings.model, role="tester")]
+
+
+def module_name(entry: str) -> str:
+    return entry.removesuffix(".py").replace("/", ".")
+
+
+def tester_messages(task_: Task) -> list[Message]:
+    module = module_name(task_.spec.entry)
+    text = (
+        f"{task_.prompt.strip()}\n\nThe solution will be the file `{task_.spec.entry}`; its starter:\n"
+        f"```python\n{task_.entry_source()}```\n\n"
+        f"Write a pytest file that tests it. Import what you test from `{module}` (for example "
+        f"`from {module} import ...`). Write 4 to 8 small test functions with plain `assert`s covering the "
+        "ordinary cases and every edge case the task states. Check only behaviour the task states; work out "
+        "each expected value carefully. Reply with the whole file in one ```python block."
+    )
+    return [Message(role="system", content=TESTER_SYSTEM), Message(role="user", content=text)]
+
+
+class Checked(BaseModel):
+    accepted_code: str | None
+    problem: str | None
+    tests: int = 0
+    stub_passed: int = 0
+    stub_failed: int = 0
+    stub_errors: int = 0
+    dropped: list[str] = Field(default_factory=list)
+
+
+def check_generated(code: str, task_: Task, backend: SandboxBackend) -> Checked:
+    """Accept a generated suite when it runs on the starter without errors and fails there."""
+    try:
+        names = test_functions(code)
+    except SyntaxError as exc:
+        return Checked(accepted_code=None, problem=f"the file is not valid Python ({exc.msg}, line {exc.lineno})")
+    if not names:
+        return Checked(accepted_code=None, problem="the file has no test functions (def test_...)")
+    result, cases = run_cases(backend, task_.starter_files(), {GENERATED_FILE: code}, task_)
+    if cases is None:
+        tail = (result.stdout + result.stderr).strip()[-800:]
+        return Checked(accepted_code=None, problem=f"pytest wrote no report; its output: {tail}")
+    counts = {kind: sum(c.outcome == kind for c in cases) for kind in ("passed", "failed", "error")}
+    checked = Checked(accepted_code=None, problem=None, tests=len(cases), stub_passed=counts["passed"],
+                      stub_failed=counts["failed"], stub_errors=counts["error"])
+    errors = [c for c in cases if c.outcome == "error"]
+    if errors or not cases:
+        detail = errors[0].message if errors else "no test was collected"
+        checked.problem = f"the tests do not run against the starter file (import or setup error): {detail}"
+        return checked
+    by_function: dict[str, list[Case]] = {}
+    for case in cases:
+        by_function.setdefault(case.function, []).append(case)
+    vacuous = {name for name, runs in by_function.items() if all(c.outcome == "passed" for c in runs)}
+    if vacuous == set(by_function):
+        checked.problem = "every test passes on the unimplemented starter, so none can tell a solution from none"
+        return checked
+    checked.dropped = sorted(vacuous)
+    checked.accepted_code = remove_tests(code, vacuous) if vacuous else code
+    return checked
+
+
+def generated_dir(traces_dir: str, run_id: str) -> Path:
+    return Path(traces_dir) / "generated" / run_id / "tests"
+
+
+@task(name="generate-tests", cache_policy=NO_CACHE)
+def generate_tests(
+    task_: Task, workers: list[WorkerSpec] | None, run_id: str, traces_dir: str, sandbox: str
+) -> Task:
+    """The task as it is when it has tests; else the task with a checked, generated visible suite.
+
+    Raises :class:`TestGenerationError` when no attempt gives a usable suite.
+    """
+    if task_.has_tests or task_.has_hidden_tests:
+        return task_
+    logger = get_run_logger()
+    settings = get_settings()
+    backend = get_backend(sandbox, settings)
+    store = TraceStore(traces_dir)
+    testers = tester_workers(workers)
+    messages = tester_messages(task_)
+    problems = []
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        try:
+            completion, used = call_model(
+                testers, messages, CallContext(run_id=run_id, task_id=task_.id, purpose="write-tests"),
+                settings=settings, store=store, max_tokens=settings.max_tokens, temperature=settings.temperature,
+            )
+        except AllWorkersFailed as exc:
+            raise TestGenerationError(f"{task_.id}: no tester could write tests ({exc}); add tests/ to the task") from None
+        code = extract_code(completion.text)
+        checked = check_generated(code, task_, backend)
+        row = GeneratedTestRow(
+            run_id=run_id, task_id=task_.id, attempt=attempt, tester=used.label, file=GENERATED_FILE, code=code,
+            accepted_code=checked.accepted_code, tests=checked.tests, stub_passed=checked.stub_passed,
+            stub_failed=checked.stub_failed, stub_errors=checked.stub_errors, dropped=json.dumps(checked.dropped),
+            accepted=checked.accepted_code is not None, problem=checked.problem,
+        )
+        if checked.accepted_code is not None:
+            folder = generated_dir(traces_dir, run_id)
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / GENERATED_FILE).write_text(checked.accepted_code, encoding="utf-8")
+            row.folder = str(folder)
+            store.write("generated_tests", [row])
+            logger.info("generated tests accepted on attempt %d (%d dropped as vacuous)", attempt, len(checked.dropped))
+            return TaskWithGeneratedTests(folder=task_.folder, spec=task_.spec, prompt=task_.prompt, generated_dir=folder)
+        store.write("generated_tests", [row])
+        logger.warning("generated tests rejected (attempt %d): %s", attempt, checked.problem)
+        problems.append(f"attempt {attempt}: {checked.problem}")
+        messages = [
+            *messages,
+            Message(role="assistant", content=completion.text),
+            Message(role="user", content=f"These tests cannot be used: {checked.problem}. Fix them and reply "
+                                         "with the whole corrected file in one ```python block."),
+        ]
+    raise TestGenerationError(
+        f"{task_.id}: the generated tests were not usable ({'; '.join(problems)}); add tests/ to the task"
+    )
+
+
+@task(name="review-generated-tests", cache_policy=NO_CACHE)
+def review_generated_tests(
+    task_: Task, candidates: list[CandidateResult], sandbox: str, run_id: str, traces_dir: str
+) -> TestReview:
+    """Flag generated tests that every candidate fails the same way (AlphaCodium), and re-judge without them.
+
+    Needs two or more candidates with code: one candidate's failure says nothing about agreement.
+    """
+    with_code = [c for c in candidates if c.output.strip()]
+    if not isinstance(task_, TaskWithGeneratedTests) or len(with_code) < 2:
+        return TestReview()
+    backend = get_backend(sandbox, get_settings())
+    tests = task_.visible_tests()
+    runs: dict[str, list[Case]] = {}
+    for cand in with_code:
+        _, cases = run_cases(backend, {**task_.starter_files(), task_.spec.entry: cand.output}, tests, task_)
+        runs[cand.candidate_id] = cases or []
+    names = sorted({c.name for cases in runs.values() for c in cases})
+    suspect = []
+    for name in names:
+        outcomes = [next((c for c in cases if c.name == name), None) for cases in runs.values()]
+        failures = [c for c in outcomes if c is not None and c.outcome == "failed"]
+        if len(failures) == len(runs) and len({c.message for c in failures}) == 1:
+            suspect.append(name)
+    if suspect:
+        TraceStore(traces_dir).write(
+            "suspect_tests",
+            [
+                SuspectTestRow(run_id=run_id, task_id=task_.id, file=GENERATED_FILE, test=name,
+                               candidates=len(runs), failure=next(c.message for c in runs[with_code[0].candidate_id]
+                                                                  if c.name == name))
+                for name in suspect
+            ],
+        )
+    passes = {
+        cid: bool(cases) and all(c.outcome in ("passed", "skipped") or c.name in suspect for c in cases)
+        for cid, cases in runs.items()
+    }
+    return TestReview(suspect=suspect, passes_trusted=passes)

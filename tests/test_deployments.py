@@ -1,0 +1,207 @@
+"""The orchestrator as a service, for real on loopback: ``scripts/serve.sh`` starts a Prefect server,
+creates the process work pool, deploys ``prefect.yaml`` and starts a worker; runs are triggered through
+the REST API (what the UI's Run button calls) and their results, logs and artifacts are read back."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from orchestrator.traces import TraceStore
+from tests.conftest import ROOT, free_port, write_replay
+from tests.deploy_helpers import PALINDROME, PrefectApi, clone_task, serve, serve_env
+
+POOL = "orch-test"
+
+
+@dataclass
+class Stack:
+    api: PrefectApi
+    env: dict[str, str]
+    start_output: str
+    nightly: dict[str, Any]
+    nightly_runs: list[dict[str, Any]]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    state = tmp_path_factory.mktemp("serve")
+    port = free_port()
+    env = serve_env(
+        state,
+        PREFECT_HOME=str(state / "prefect-home"),
+        ORCH_PREFECT_PORT=str(port),
+        ORCH_WORK_POOL=POOL,
+        ORCH_WORKER_NAME="worker-a",
+        # One flow run at a time per worker, so that a sweep's runs must spread over the workers.
+        ORCH_WORKER_LIMIT="1",
+    )
+    env.pop("PREFECT_API_URL", None)  # the script starts and uses its own server
+    try:
+        started = serve("start", env=env)
+        api = PrefectApi(f"http://127.0.0.1:{port}/api")
+        nightly = api.deployment("sweep/nightly")
+        nightly_runs = _scheduled_runs(api, nightly["id"])
+        # The schedule was read as deployed; switch it off so 02:00 UTC cannot fire in the middle of a test.
+        for schedule in nightly["schedules"]:
+            api.http.patch(f"/deployments/{nightly['id']}/schedules/{schedule['id']}", json={"active": False})
+        yield Stack(api, env, started.stdout, nightly, nightly_runs)
+    finally:
+        serve("stop", env=env, check=False)
+
+
+def _scheduled_runs(api: PrefectApi, deployment_id: str) -> list[dict[str, Any]]:
+    return api.flow_runs(deployment_id={"any_": [deployment_id]}, state={"type": {"any_": ["SCHEDULED"]}})
+
+
+def test_serve_starts_server_pool_deployments_and_worker_once(stack: Stack) -> None:
+    assert f"UI: {stack.api.url.removesuffix('/api')}" in stack.start_output
+    again = serve("start", env=stack.env)
+    assert "Prefect server already running" in again.stdout
+    assert "worker worker-a already running" in again.stdout
+    assert stack.api.get(f"/work_pools/{POOL}")["type"] == "process"
+    workers = stack.api.post(f"/work_pools/{POOL}/workers/filter", {})
+    assert [(w["name"], w["status"]) for w in workers] == [("worker-a", "ONLINE")]
+    for name in ("run-task/run-task", "sweep/nightly"):
+        deployment = stack.api.deployment(name)
+        assert deployment["work_pool_name"] == POOL
+        # Stored unresolved: each worker's flow runs find the project on their own machine.
+        assert deployment["pull_steps"] == [
+            {"prefect.deployments.steps.set_working_directory": {"directory": "{{ $ORCH_PROJECT_DIR }}"}}
+        ]
+
+
+def test_nightly_sweep_schedule_is_visible(stack: Stack) -> None:
+    [schedule] = stack.nightly["schedules"]
+    assert schedule["active"] is True
+    assert schedule["schedule"]["cron"] == "0 2 * * *" and schedule["schedule"]["timezone"] == "UTC"
+    assert stack.nightly["parameters"]["params"]["tasks"] == "runs"
+    starts = sorted(datetime.fromisoformat(r["expected_start_time"]) for r in stack.nightly_runs)
+    assert starts, "the server scheduled no nightly runs"
+    assert all((s.astimezone(UTC).hour, s.minute) == (2, 0) for s in starts)
+    assert starts[0] > datetime.now(UTC)
+
+
+def test_bad_parameters_are_refused_before_any_run(stack: Stack) -> None:
+    deployment = stack.api.deployment("run-task/run-task")
+    resp = stack.api.http.post(
+        f"/deployments/{deployment['id']}/create_flow_run", json={"parameters": {"task_dir": "x", "max_rounds": "lots"}}
+    )
+    assert resp.status_code in (409, 422)
+    assert "max_rounds" in resp.text
+
+
+def test_run_task_deployment_runs_on_the_worker(stack: Stack, tmp_path: Path) -> None:
+    task = clone_task(tmp_path / "tasks", "task_001")
+    replay = write_replay(tmp_path / "replay.jsonl", "task_001", PALINDROME)
+    traces = tmp_path / "traces"
+    run_id = stack.api.trigger(
+        "run-task/run-task",
+        {
+            "task_dir": str(task),
+            "workers": [{"provider": "replay", "model": str(replay), "role": "solver"}],
+            "sandbox": "local",
+            "traces_dir": str(traces),
+        },
+    )
+    run = stack.api.wait_final(run_id)
+    assert run["state_type"] == "COMPLETED", run["state"]
+    assert stack.api.worker_of(run_id) == "worker-a"
+    [coding] = stack.api.subflow_runs(run_id)
+    logs = stack.api.logs_with("4 passed, 0 failed", run_id, coding["id"])
+    assert "Executing deployment step: set_working_directory" in logs
+    assert any(line.startswith(f"round 1 replay:{replay}") and "4 passed, 0 failed" in line for line in logs)
+    [row] = TraceStore(traces).rows("runs")
+    assert row["task_id"] == "task_001" and row["passed"] is True
+    assert row["flow_run_id"] == coding["id"]
+
+
+def test_sweep_deployment_runs_and_publishes_artifacts(stack: Stack, tmp_path: Path) -> None:
+    tasks = tmp_path / "tasks"
+    ids = ["alpha", "beta"]
+    for task_id in ids:
+        clone_task(tasks, task_id)
+    replay = tmp_path / "replay.jsonl"
+    replay.write_text("".join(json.dumps({"task_id": i, "content": PALINDROME}) + "\n" for i in ids))
+    traces = tmp_path / "traces"
+    params = {
+        "tasks": str(tasks), "workers": [f"replay:{replay}"], "sandbox": "local", "name": "deploy-test",
+        "traces_dir": str(traces), "executor": "local", "concurrency": 2,
+    }
+    run_id = stack.api.trigger("sweep/nightly", {"params": params})
+    run = stack.api.wait_final(run_id)
+    assert run["state_type"] == "COMPLETED", run["state"]
+    artifacts = {a["key"]: a for a in stack.api.artifacts(run_id)}
+    assert {"sweep-deploy-test-tasks", "sweep-deploy-test-models", "sweep-deploy-test-report"} <= set(artifacts)
+    table = artifacts["sweep-deploy-test-tasks"]["data"]
+    rows = json.loads(table) if isinstance(table, str) else table
+    assert sorted((r["task"], r["passed"]) for r in rows) == [("alpha", "yes"), ("beta", "yes")]
+    assert "**2 of 2 passed (100.0%)**" in artifacts["sweep-deploy-test-report"]["data"]
+    assert Counter(r["task_id"] for r in TraceStore(traces).rows("runs")) == Counter(ids)
+
+
+def test_two_workers_share_a_sweep(stack: Stack, tmp_path: Path) -> None:
+    serve("worker", "worker-b", env=stack.env)
+    tasks = tmp_path / "tasks"
+    ids = [f"shared-{n}" for n in range(4)]
+    for task_id in ids:
+        clone_task(tasks, task_id)
+    replay = tmp_path / "replay.jsonl"
+    replay.write_text("".join(json.dumps({"task_id": i, "content": PALINDROME}) + "\n" for i in ids))
+    traces = tmp_path / "traces"
+    # The sweep runs here, as `orchestrator sweep` does; each task is a run of the run-task deployment.
+    proc = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("orchestrator")), "sweep", str(tasks), "--replay", str(replay),
+            "--sandbox", "local", "--concurrency", "4", "--executor", "deployment", "--name", "shared",
+            "--traces", str(traces), "--json",
+        ],
+        env={**stack.env, "PREFECT_API_URL": stack.api.url},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    summary = json.loads(proc.stdout)
+    assert (summary["total"], summary["passed"]) == (4, 4)
+
+    run_task = stack.api.deployment("run-task/run-task")
+    runs = [
+        r for r in stack.api.flow_runs(deployment_id={"any_": [run_task["id"]]})
+        if r["parameters"].get("sweep_id") == summary["sweep_id"]
+    ]
+    assert sorted(Path(r["parameters"]["task_dir"]).name for r in runs) == ids  # each task once, on the pool
+    assert all(r["state_type"] == "COMPLETED" for r in runs)
+    assert {stack.api.worker_of(r["id"]) for r in runs} == {"worker-a", "worker-b"}
+    rows = TraceStore(traces).rows("runs", sweep_id=summary["sweep_id"])
+    assert Counter(r["task_id"] for r in rows) == Counter(ids)
+
+
+def test_stop_ends_workers_then_server(stack: Stack) -> None:
+    """Runs last in this module: the fixture's own stop then finds nothing left to stop."""
+    state = Path(stack.env["ORCH_SERVE_DIR"])
+    pids = {p.stem: int(p.read_text()) for p in state.glob("*.pid")}
+    assert set(pids) >= {"server", "worker-worker-a"}
+    out = serve("stop", env=stack.env).stdout.splitlines()
+    # Workers first, the server last (a worker whose server is gone retries for a while).
+    assert out[-1].startswith("serve: stopped server")
+    assert all(line.startswith("serve: stopped worker-") for line in out[:-1]) and len(out) == len(pids)
+    for pid in pids.values():
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    assert not list(state.glob("*.pid"))
+    with pytest.raises(httpx.HTTPError):
+        stack.api.get("/health")
