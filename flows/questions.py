@@ -20,9 +20,10 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from orchestrator.errors import UserInputError
 from orchestrator.records import (
     CandidateResult,
     Message,
@@ -51,8 +52,9 @@ from tasks.debate import Critique, critique, revise_messages
 from tasks.judge import judge_task, judge_workers_for
 from tasks.model_call import release_run
 from tasks.python_tool import code_to_run, run_python
-from tasks.question import AnswerRow, Reply, ask_solver
+from tasks.question import Reply, ask_solver
 from tasks.question_prompts import answer_format, question_messages, tool_output_message
+from tasks.question_records import AnswerRow
 from tasks.rag_index import Hit
 from tasks.retrieval import retrieve
 from tasks.route import route_task
@@ -71,6 +73,13 @@ class QuestionOptions(BaseSettings):
 
     #: answers per solver; above 1 the run's answer is their majority vote (self-consistency)
     samples: int = Field(default=1, ge=1, le=16)
+
+
+def question_options() -> QuestionOptions:
+    try:
+        return QuestionOptions()
+    except ValidationError as exc:
+        raise UserInputError(f"ORCH_SAMPLES: {exc.errors()[0]['msg']} (answers per solver, 1 to 16)") from None
 
 
 class QCandidate(BaseModel):
@@ -154,7 +163,7 @@ def run_question_workflow(
     run_id = run_id or new_id()
     traces = traces_root(traces_dir)
     settings = get_settings()
-    samples = QuestionOptions().samples
+    samples = question_options().samples
     task = load_task_folder(task_dir, require_tests=False)
     decision = route_task(task, run_id, traces, router=router, workers=workers, max_rounds=max_rounds)
     use_python = python_tool and decision.tools.python_sandbox

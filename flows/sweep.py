@@ -14,10 +14,11 @@ import json
 import re
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
 from prefect.futures import PrefectFuture, as_completed
 from prefect.runtime import flow_run as current_flow_run
@@ -55,28 +56,42 @@ class SweepParams(BaseModel):
     """A sweep's parameters (the form the Prefect UI shows for the sweep deployment)."""
 
     tasks: str = Field(default="runs", description="A folder of task folders, or a glob of folders.")
-    workflows: list[Workflow] = Field(default_factory=list, description="Only tasks of these workflows (empty: all).")
+    workflows: list[Workflow] = Field(
+        default_factory=list, description="Only tasks of these workflows (empty: all)."
+    )
     workers: list[WorkerSpec] = Field(
         default_factory=list,
-        description='Workers as "PROVIDER:MODEL[:ROLE]" strings or objects; empty: the router or the default model.',
+        description='Workers as "PROVIDER:MODEL[:ROLE]" strings or objects; '
+        "empty: the router or the default model.",
     )
     router: str | None = Field(default=None, description="Router mode when no workers are given.")
     sandbox: Literal["auto", "local", "docker"] = "auto"
     concurrency: int = Field(default=2, ge=1, le=MAX_CONCURRENCY, description="Runs in flight at once.")
     max_rounds: int = Field(default=2, ge=1, le=4)
     samples: int = Field(default=1, ge=1, le=100, description="Runs per task (pass@k needs more than one).")
-    name: str | None = Field(default=None, description="Sweep name, compared night to night (default: the folder's name).")
-    sweep_id: str | None = Field(
-        default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$", description="Resume this sweep: finished runs are skipped."
+    name: str | None = Field(
+        default=None, description="Sweep name, compared night to night (default: the folder's name)."
     )
-    traces_dir: str | None = Field(default=None, description="Trace folder (default ORCH_TRACES_DIR or ./traces).")
+    sweep_id: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        description="Resume this sweep: finished runs are skipped.",
+    )
+    traces_dir: str | None = Field(
+        default=None, description="Trace folder (default ORCH_TRACES_DIR or ./traces)."
+    )
     executor: Literal["local", "deployment"] = Field(
-        default="local", description="local: runs in this process; deployment: each run on the pool's workers."
+        default="local",
+        description="local: runs in this process; deployment: each run on the pool's workers.",
     )
     deployment: str = Field(
-        default="run-task/run-task", pattern=r"^[^/]+/[^/]+$", description="FLOW/DEPLOYMENT that runs one task."
+        default="run-task/run-task",
+        pattern=r"^[^/]+/[^/]+$",
+        description="FLOW/DEPLOYMENT that runs one task.",
     )
-    history: int = Field(default=10, ge=2, le=100, description="Sweeps of this name shown in the history chart.")
+    history: int = Field(
+        default=10, ge=2, le=100, description="Sweeps of this name shown in the history chart."
+    )
 
     @field_validator("workers", mode="before")
     @classmethod
@@ -87,13 +102,14 @@ class SweepParams(BaseModel):
 
 
 def _run_name() -> str:
-    params = current_flow_run.parameters.get("params") or {}
-    tasks = params.get("tasks", "runs") if isinstance(params, dict) else "runs"
-    name = (params.get("name") if isinstance(params, dict) else None) or sweep_name(tasks)
-    return f"sweep-{name}"
+    raw = current_flow_run.parameters.get("params")
+    params = raw if isinstance(raw, SweepParams) else SweepParams.model_validate(raw or {})
+    return f"sweep-{params.name or sweep_name(params.tasks)}"
 
 
-def _via_subflow(item: WorkItem, params: SweepParams, sweep_id: str, traces: str, sandbox: str, run_id: str) -> Any:
+def _via_subflow(
+    item: WorkItem, params: SweepParams, sweep_id: str, traces: str, sandbox: str, run_id: str
+) -> Any:
     label = f"{item.task_id}#{item.sample}"
     return run_task_flow.with_options(flow_run_name=lambda: label)(
         task_dir=item.task_dir,
@@ -107,8 +123,22 @@ def _via_subflow(item: WorkItem, params: SweepParams, sweep_id: str, traces: str
     )
 
 
+def _trigger(deployment: str, parameters: dict[str, Any], key: str) -> FlowRun:
+    """Start (or, for a known idempotency key, find) a run of the deployment and wait for its end."""
+    child = run_deployment(
+        deployment, parameters=parameters, idempotency_key=key, timeout=None, poll_interval=2
+    )
+    return cast(FlowRun, child)  # the sync call returns the run; the union is for async callers
+
+
 def _via_deployment(
-    item: WorkItem, params: SweepParams, sweep_id: str, traces: str, sandbox: str, run_id: str, store: TraceStore
+    item: WorkItem,
+    params: SweepParams,
+    sweep_id: str,
+    traces: str,
+    sandbox: str,
+    run_id: str,
+    store: TraceStore,
 ) -> tuple[str, str | None]:
     """Trigger the run-task deployment and wait; returns (run_id, error).
 
@@ -127,19 +157,18 @@ def _via_deployment(
         "run_id": run_id,
     }
     key = f"{sweep_id}/{item.task_id}/{item.sample}"
-    child = run_deployment(params.deployment, parameters=parameters, idempotency_key=key, timeout=None, poll_interval=2)
+    child = _trigger(params.deployment, parameters, key)
     run_id = str((child.parameters or {}).get("run_id") or run_id)
     state = child.state
     if state is not None and state.is_final() and not state.is_completed() and run_row(store, run_id) is None:
         run_id = new_id()
         parameters["run_id"] = run_id
-        child = run_deployment(
-            params.deployment, parameters=parameters, idempotency_key=f"{key}/{run_id}", timeout=None, poll_interval=2
-        )
+        child = _trigger(params.deployment, parameters, f"{key}/{run_id}")
         state = child.state
     if state is not None and state.is_completed():
         return run_id, None
-    return run_id, f"flow run {child.name} ended {state.name if state else 'without a state'}: {state.message if state else ''}"
+    ended = f"{state.name}: {state.message}" if state else "without a state"
+    return run_id, f"flow run {child.name} ended {ended}"
 
 
 @task(name="sweep-run", cache_policy=NO_CACHE, task_run_name="{item.task_id} #{item.sample}")
@@ -161,8 +190,13 @@ def run_item(item: WorkItem, params: SweepParams, sweep_id: str, traces: str, sa
     else:
         run_id, error = _via_deployment(item, params, sweep_id, traces, sandbox, run_id, store)
     run = ensure_run_row(
-        store, run_id=run_id, sweep_id=sweep_id, task_id=item.task_id, workflow=item.workflow,
-        task_dir=item.task_dir, error=error or "the run wrote no result",
+        store,
+        run_id=run_id,
+        sweep_id=sweep_id,
+        task_id=item.task_id,
+        workflow=item.workflow,
+        task_dir=item.task_dir,
+        error=error or "the run wrote no result",
     )
     row = ledger_row(run, item.sample, candidates)
     store.write("sweep_tasks", [row])
@@ -190,7 +224,9 @@ def _previous_report(store: TraceStore, name: str, sweep_id: str) -> SweepReport
 def _chart(store: TraceStore, traces: str, name: str, sweep_id: str, history: int) -> Path | None:
     recent = [s for s in sweeps(store, name) if s["event"] == "finished"][:history]
     slug = re.sub(r"[^A-Za-z0-9_-]+", "-", name)
-    return history_chart(list(reversed(recent)), Path(traces) / "charts" / f"{slug}-{sweep_id}.png", f"sweeps named {name}")
+    return history_chart(
+        list(reversed(recent)), Path(traces) / "charts" / f"{slug}-{sweep_id}.png", f"sweeps named {name}"
+    )
 
 
 class Prepared(BaseModel):
@@ -224,7 +260,12 @@ def prepare(params: SweepParams) -> Prepared:
     )
 
 
-@flow(name="sweep", flow_run_name=_run_name, task_runner=ThreadPoolTaskRunner(max_workers=MAX_CONCURRENCY))
+# Prefect types task_runner with an invariant generic that rejects its own ThreadPoolTaskRunner.
+@flow(
+    name="sweep",
+    flow_run_name=_run_name,
+    task_runner=ThreadPoolTaskRunner(max_workers=MAX_CONCURRENCY),  # type: ignore[arg-type]
+)
 def sweep_flow(params: SweepParams) -> SweepReport:
     """Run every task under ``params.tasks``; resume ``params.sweep_id`` when it has finished runs."""
     logger = get_run_logger()
@@ -234,13 +275,27 @@ def sweep_flow(params: SweepParams) -> SweepReport:
     store = TraceStore(traces)
     store.write(
         "sweeps",
-        [SweepRow(sweep_id=sweep_id, name=name, event="started", tasks=params.tasks, params=params.model_dump_json())],
+        [
+            SweepRow(
+                sweep_id=sweep_id,
+                name=name,
+                event="started",
+                tasks=params.tasks,
+                params=params.model_dump_json(),
+            )
+        ],
     )
     done = {(r["task_id"], r["sample"]) for r in finished(store, sweep_id)}
     todo = _adopt_orphans(store, sweep_id, [i for i in items if (i.task_id, i.sample) not in done])
     logger.info(
         "sweep %s (%s): %d task(s) × %d sample(s); %d already finished, %d to run, %d at a time",
-        sweep_id, name, prep.tasks, params.samples, len(items) - len(todo), len(todo), params.concurrency,
+        sweep_id,
+        name,
+        prep.tasks,
+        params.samples,
+        len(items) - len(todo),
+        len(todo),
+        params.concurrency,
     )
     progress = ProgressArtifact(name, len(items), len(items) - len(todo))
     done_count = len(items) - len(todo)
@@ -268,9 +323,18 @@ def sweep_flow(params: SweepParams) -> SweepReport:
         "sweeps",
         [
             SweepRow(
-                sweep_id=sweep_id, name=name, event="finished", tasks=params.tasks, params=params.model_dump_json(),
-                total=report.total, passed=report.passed, failed=report.failed, errored=report.errored,
-                pass_rate=report.pass_rate, cost_usd=report.cost_usd, duration_s=report.duration_s,
+                sweep_id=sweep_id,
+                name=name,
+                event="finished",
+                tasks=params.tasks,
+                params=params.model_dump_json(),
+                total=report.total,
+                passed=report.passed,
+                failed=report.failed,
+                errored=report.errored,
+                pass_rate=report.pass_rate,
+                cost_usd=report.cost_usd,
+                duration_s=report.duration_s,
                 models=json.dumps([m.model_dump() for m in report.models]),
             )
         ],
@@ -279,6 +343,11 @@ def sweep_flow(params: SweepParams) -> SweepReport:
     publish(report, compare(report, previous) if previous else None, chart)
     logger.info(
         "sweep %s: %d/%d passed (%.1f%%), %d errored; artifacts under key %s",
-        sweep_id, report.passed, report.total, 100 * report.pass_rate, report.errored, artifact_key(name, "report"),
+        sweep_id,
+        report.passed,
+        report.total,
+        100 * report.pass_rate,
+        report.errored,
+        artifact_key(name, "report"),
     )
     return report

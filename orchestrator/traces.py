@@ -96,17 +96,20 @@ def _open_root(root: str) -> tuple[pafs.FileSystem, str]:
 class TraceStore:
     """Tables of Parquet files under ``root``: a local folder, or a URI such as ``s3://bucket/prefix``.
 
-    Paths returned by :meth:`write` and :meth:`files` are ``Path`` objects for a local store and,
-    for a remote one, paths inside :attr:`fs` (``pq.read_table(path, filesystem=store.fs)``).
+    ``root`` keeps what was given (a remote store's URI with its options), so ``str(store.root)``
+    opens the same store again. Paths returned by :meth:`write` and :meth:`files` are ``Path`` objects
+    for a local store and, for a remote one, paths inside :attr:`fs`
+    (``pq.read_table(path, filesystem=store.fs)``).
     """
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.fs, base = _open_root(os.fspath(root))
         self.remote = not isinstance(self.fs, pafs.LocalFileSystem)
-        self.root: Path | str = base.rstrip("/") if self.remote else Path(base)
+        self.root: Path | str = os.fspath(root) if self.remote else Path(base)
+        self._base = base.rstrip("/") if self.remote else base
 
     def table_dir(self, table: str) -> Path | str:
-        return f"{self.root}/{table}" if self.remote else Path(self.root) / table
+        return f"{self._base}/{table}" if self.remote else Path(self._base) / table
 
     def write(self, table: str, rows: Sequence[BaseModel]) -> Path | str | None:
         """Append rows to a table as one new Parquet file; returns its path."""

@@ -142,7 +142,7 @@ class DockerSession:
             self._kill()
             reader.join(_KILL_GRACE_S)
         elapsed = time.monotonic() - started
-        code = None if timed_out else api.exec_inspect(exec_id).get("ExitCode")
+        code = None if timed_out else self._exit_code(exec_id)
         if not timed_out:
             self._reap()
         return ExecResult(
@@ -154,6 +154,17 @@ class DockerSession:
             killed=timed_out or (code is not None and died_of_signal(code)),
             backend=self.backend,
         )
+
+    def _exit_code(self, exec_id: str) -> int | None:
+        """The exec's exit code; the engine may close the stream a moment before it records it."""
+        deadline = time.monotonic() + _KILL_GRACE_S
+        try:
+            while (info := self._client.api.exec_inspect(exec_id))["Running"] and time.monotonic() < deadline:
+                time.sleep(0.01)
+        except docker.errors.DockerException as exc:
+            raise SandboxError(f"could not read an exit code from the sandbox container: {exc}") from exc
+        code = info.get("ExitCode")
+        return code if isinstance(code, int) else None
 
     def read_report(self, name: str) -> bytes | None:
         # The engine cannot copy out of a tmpfs, so the report is read by an exec as the sandbox

@@ -109,8 +109,9 @@ class _Isolation:
             return [*self._bwrap(dirs), "--", *argv]
         if self.mode == "unshare":
             user = [] if self.drop_uid else ["--user", "--map-root-user"]
-            # sh stays pid 1 of the new namespace: a pid 1 ignores its own fatal signals (even the
-            # kernel's RLIMIT_CPU kill), which would hide a killed command behind a clean exit.
+            # sh stays pid 1 of the new namespace and reports a death by signal N as 128+N: run
+            # as pid 1, the command would ignore signals it sends itself, and unshare turns a
+            # child killed by a signal (say RLIMIT_CPU) into a plain exit 1.
             return [
                 "unshare", *user, "--net", "--pid", "--fork", "--kill-child", "--mount-proc", "--",
                 "sh", "-c", '"$@"; exit $?', "sh", *argv,

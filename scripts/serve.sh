@@ -22,7 +22,8 @@ STATE="${ORCH_SERVE_DIR:-$ROOT/.orchestrator/serve}"
 if [ -n "${ORCH_PYTHON:-}" ]; then PY="$ORCH_PYTHON"
 elif [ -x "$ROOT/.venv/bin/python" ]; then PY="$ROOT/.venv/bin/python"
 else PY="python3"; fi
-LOCAL_API="http://$HOST:$PORT/api"
+# A server listening on every interface (0.0.0.0, for workers on other machines) is reached locally on loopback.
+LOCAL_API="http://$([ "$HOST" = 0.0.0.0 ] && echo 127.0.0.1 || echo "$HOST"):$PORT/api"
 export PREFECT_API_URL="${PREFECT_API_URL:-$LOCAL_API}"
 export PREFECT_SERVER_ANALYTICS_ENABLED="${PREFECT_SERVER_ANALYTICS_ENABLED:-false}"
 mkdir -p "$STATE"
@@ -31,10 +32,10 @@ prefect() { "$PY" -m prefect "$@"; }
 
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
-# Polls until the condition (a Python expression over `api`, the API URL) holds; bounded, never a blind sleep.
-wait_for() {
-  local what="$1" expr="$2" seconds="$3"
-  if ! "$PY" - "$PREFECT_API_URL" "$seconds" "$expr" <<'PY'; then
+# Polls until the condition (a Python expression that may call get(path[, body]) on the API) holds,
+# for at most the given seconds; the exit status says whether it did.
+probe() {
+  "$PY" - "$PREFECT_API_URL" "$2" "$1" <<'PY'
 import json, sys, time, urllib.request
 api, seconds, expr = sys.argv[1], float(sys.argv[2]), sys.argv[3]
 
@@ -45,18 +46,20 @@ def get(path, body=None):
         return json.load(resp)
 
 end = time.monotonic() + seconds
-while time.monotonic() < end:
+while True:
     try:
         if eval(expr, {"get": get}):
             sys.exit(0)
-    except OSError:
+    except (OSError, ValueError):
         pass
+    if time.monotonic() >= end:
+        sys.exit(1)
     time.sleep(0.5)
-sys.exit(1)
 PY
-    echo "serve: $what did not happen within ${seconds}s (logs: $STATE)" >&2
-    exit 1
-  fi
+}
+
+wait_for() {
+  probe "$2" "$3" || { echo "serve: $1 did not happen within ${3}s (logs: $STATE)" >&2; exit 1; }
 }
 
 # Starts a command in its own process group (set -m), so `stop` can end it with everything it spawned.
@@ -74,6 +77,8 @@ start_server() {
     echo "serve: using the Prefect server at $PREFECT_API_URL"
   elif alive "$STATE/server.pid"; then
     echo "serve: Prefect server already running (pid $(cat "$STATE/server.pid"))"
+  elif probe 'get("/health") is True' 0; then
+    echo "serve: a Prefect server (not started by this script) already answers at $PREFECT_API_URL; using it"
   else
     echo "serve: starting the Prefect server on $HOST:$PORT (log: $STATE/server.log)"
     spawn "$STATE/server.pid" "$STATE/server.log" "$PY" -m prefect server start --host "$HOST" --port "$PORT"

@@ -1,7 +1,7 @@
 """Final answers of the question workflows: parse them out of a reply, score them, vote over them.
 
 Parsing tries, in order: the last ``ANSWER: <x>`` line (what the prompts ask for), the last
-``\\boxed{<x>}`` (what maths-tuned models write anyway), then the last non-empty line. Which form
+``\\boxed{<x>}`` (what maths-tuned models write anyway), then the last non-empty line outside code blocks. Which form
 was found is kept, so a trace shows how often a model followed the format.
 """
 
@@ -22,6 +22,7 @@ AnswerForm = Literal["answer_line", "boxed", "last_line", "none"]
 
 _ANSWER_LINE = re.compile(r"^[\s>*_#-]*(?:final\s+)?answer[*_]*\s*[:：]\s*(.+?)\s*$", re.IGNORECASE | re.MULTILINE)
 _BOXED = re.compile(r"\\boxed\s*\{")
+_FENCED_BLOCK = re.compile(r"```.*?(?:```|\Z)", re.DOTALL)
 _NUMBER = re.compile(r"[-+−]?(?:\d{1,3}(?:,\d{3})+|\d+)?(?:\.\d+)?(?:[eE][-+]?\d+)?")
 _FRACTION = re.compile(r"^\s*([-+]?\d+(?:\.\d+)?)\s*/\s*(\d+(?:\.\d+)?)\s*$")
 _CHOICE = re.compile(r"^\W*(?:option|choice|answer)?\s*\(?([A-Za-z])\)?(?:[\s.:)\]-]|$)", re.IGNORECASE)
@@ -43,8 +44,9 @@ def parse_answer(reply: str) -> ParsedAnswer:
     boxed = _last_boxed(reply)
     if boxed is not None:
         return ParsedAnswer(answer=_strip_markup(boxed), form="boxed")
-    for line in reversed(reply.strip().splitlines()):
-        if line.strip() and not line.strip().startswith("```"):
+    prose = _FENCED_BLOCK.sub("", reply)  # code is not an answer
+    for line in reversed(prose.strip().splitlines()):
+        if line.strip():
             return ParsedAnswer(answer=_strip_markup(line), form="last_line")
     return ParsedAnswer(answer=None, form="none")
 

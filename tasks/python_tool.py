@@ -8,17 +8,16 @@ and the output goes back to the solver before it answers. Every run is a ``tool_
 from __future__ import annotations
 
 import re
-from datetime import datetime
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from pydantic import BaseModel, Field
 
-from orchestrator.records import Limits, new_id, utcnow
+from orchestrator.records import Limits
 from orchestrator.settings import get_settings
-from orchestrator.traces import TraceStore, register_table
+from orchestrator.traces import TraceStore
 from sandbox import get_backend
 from tasks.answers import parse_answer
+from tasks.question_records import ToolRunRow
 
 TOOL_FILE = "tool.py"
 #: what of the output goes back to the model (the head and the tail: errors are usually at the end)
@@ -26,23 +25,6 @@ FEEDBACK_CHARS = 3000
 _PYTHON_BLOCK = re.compile(r"```[ \t]*(?:python3?|py)[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL | re.IGNORECASE)
 
 
-class ToolRunRow(BaseModel):
-    run_id: str
-    tool_run_id: str = Field(default_factory=new_id)
-    candidate_id: str
-    worker: str
-    step: int
-    code: str
-    sandbox: str
-    exit_code: int | None
-    timed_out: bool
-    killed: bool
-    duration_s: float
-    output: str
-    ts: datetime = Field(default_factory=utcnow)
-
-
-register_table("tool_runs", ToolRunRow)
 
 
 def code_to_run(reply: str) -> str | None:

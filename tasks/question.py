@@ -1,46 +1,16 @@
-"""Prefect tasks and records of the question workflows: one solver call, and the ``answers`` table."""
+"""Prefect task of the question workflows: one solver turn (the flow parses the reply)."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
-from orchestrator.records import Message, WorkerSpec, utcnow
+from orchestrator.records import Message, WorkerSpec
 from orchestrator.settings import get_settings
 from orchestrator.taskspec import Task
-from orchestrator.traces import TraceStore, register_table
+from orchestrator.traces import TraceStore
 from tasks.model_call import CallContext, call_model
-
-
-class AnswerRow(BaseModel):
-    """One candidate of a question workflow: its final answer, how it was found, and how it scored."""
-
-    run_id: str
-    candidate_id: str
-    task_id: str
-    workflow: str
-    worker: str
-    sample: int
-    rounds: int
-    tool_runs: int
-    output: str
-    answer: str | None
-    answer_form: str  # answer_line | boxed | last_line | none
-    answer_type: str
-    reference: str | None
-    correct: bool | None  # against the reference; None without one
-    verified: bool | None  # the verifier's verdict (answer, or citations for rag_qa)
-    citations: str = "[]"  # JSON list of cited chunk ids (rag_qa)
-    votes: int = 0  # candidates whose answer agrees with this one (self-consistency)
-    passed: bool | None
-    error: str | None = None
-    ts: datetime = Field(default_factory=utcnow)
-
-
-register_table("answers", AnswerRow)
 
 
 class Reply(BaseModel):

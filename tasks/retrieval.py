@@ -7,42 +7,22 @@ names its ``evidence``, whether the chunk is evidence and the recall@k of the wh
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from orchestrator.errors import TaskFormatError
-from orchestrator.records import utcnow
 from orchestrator.settings import get_settings
 from orchestrator.taskspec import Task
-from orchestrator.traces import TraceStore, register_table
+from orchestrator.traces import TraceStore
+from tasks.question_records import RetrievalRow
 from tasks.rag_index import Hit, IndexHandle, RetrieverKind, evidence_hits, open_index, recall_at_k
 
 TOP_K = 4
 
 
-class RetrievalRow(BaseModel):
-    run_id: str
-    task_id: str
-    query: str
-    retriever: str
-    fallback_reason: str | None = None
-    index_key: str
-    index_reused: bool
-    k: int
-    rank: int
-    chunk_id: str
-    source: str
-    score: float
-    in_evidence: bool | None
-    recall_at_k: float | None
-    ts: datetime = Field(default_factory=utcnow)
-
-
-register_table("retrievals", RetrievalRow)
 
 
 class Retrieved(BaseModel):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 from prefect.artifacts import (
@@ -31,9 +31,10 @@ class ProgressArtifact:
 
     def __init__(self, name: str, total: int, done: int) -> None:
         self.total = max(total, 1)
-        self.id: UUID = create_progress_artifact(
+        created = create_progress_artifact(
             progress=self._pct(done), key=artifact_key(name, "progress"), description=self._text(done)
         )
+        self.id = cast(UUID, created)  # the sync call returns the id; the union is for async callers
 
     def _pct(self, done: int) -> float:
         return round(100.0 * done / self.total, 2)
@@ -102,7 +103,12 @@ def report_markdown(report: SweepReport, comparison: Comparison | None, chart: P
         "",
     ]
     if comparison is None:
-        lines += ["## Compared with the previous sweep", "", f"No earlier finished sweep named `{report.name}`.", ""]
+        lines += [
+            "## Compared with the previous sweep",
+            "",
+            f"No earlier finished sweep named `{report.name}`.",
+            "",
+        ]
     else:
         c = comparison
         lines += [
@@ -110,7 +116,8 @@ def report_markdown(report: SweepReport, comparison: Comparison | None, chart: P
             "",
             "| | previous | now | change |",
             "|---|---|---|---|",
-            f"| pass rate | {_pct(c.previous_pass_rate)} | {_pct(report.pass_rate)} | {100 * c.pass_rate_delta:+.1f} pt |",
+            f"| pass rate | {_pct(c.previous_pass_rate)} | {_pct(report.pass_rate)} "
+            f"| {100 * c.pass_rate_delta:+.1f} pt |",
             f"| cost | {_money(c.previous_cost)} | {_money(report.cost_usd)} | {c.cost_delta:+.6f} USD |",
             "",
             f"**Newly failing ({len(c.newly_failing)}):** {_names(c.newly_failing) or 'none'}",
@@ -119,8 +126,16 @@ def report_markdown(report: SweepReport, comparison: Comparison | None, chart: P
             "",
         ]
         if c.added or c.removed:
-            lines += [f"Tasks added: {_names(c.added) or 'none'}; removed: {_names(c.removed) or 'none'}.", ""]
-    lines += ["## Models", "", "| model | pass rate | passed/judged | calls | tokens | cost |", "|---|---|---|---|---|---|"]
+            lines += [
+                f"Tasks added: {_names(c.added) or 'none'}; removed: {_names(c.removed) or 'none'}.",
+                "",
+            ]
+    lines += [
+        "## Models",
+        "",
+        "| model | pass rate | passed/judged | calls | tokens | cost |",
+        "|---|---|---|---|---|---|",
+    ]
     lines += [
         f"| `{m.model}` | {_pct(m.pass_rate)} | {m.passed}/{m.judged} | {m.calls} | "
         f"{m.prompt_tokens + m.completion_tokens} | {_money(m.cost_usd)} |"
@@ -143,10 +158,14 @@ def report_markdown(report: SweepReport, comparison: Comparison | None, chart: P
 
 def publish(report: SweepReport, comparison: Comparison | None, chart: Path | None) -> None:
     create_table_artifact(
-        task_table(report), key=artifact_key(report.name, "tasks"), description=f"Per task, sweep {report.sweep_id}"
+        task_table(report),
+        key=artifact_key(report.name, "tasks"),
+        description=f"Per task, sweep {report.sweep_id}",
     )
     create_table_artifact(
-        model_table(report), key=artifact_key(report.name, "models"), description=f"Per model, sweep {report.sweep_id}"
+        model_table(report),
+        key=artifact_key(report.name, "models"),
+        description=f"Per model, sweep {report.sweep_id}",
     )
     create_markdown_artifact(
         report_markdown(report, comparison, chart),

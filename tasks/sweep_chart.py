@@ -17,7 +17,7 @@ def _short(label: str, width: int = 36) -> str:
 
 
 def history_chart(history: list[dict[str, Any]], out: Path, title: str) -> Path | None:
-    """Draw ``history`` (finished ``sweeps`` rows, oldest first) to ``out``; None when there is nothing to draw."""
+    """Draw ``history`` (finished ``sweeps`` rows, oldest first) to ``out``; None when it is empty."""
     if not history:
         return None
     labels = [f"{row['ts']:%m-%d %H:%M}\n{row['sweep_id'][:8]}" for row in history]
@@ -26,18 +26,22 @@ def history_chart(history: list[dict[str, Any]], out: Path, title: str) -> Path 
         for model in json.loads(row["models"] or "[]"):
             series.setdefault(model["model"], {})[x] = model
     fig, (rate_ax, cost_ax) = plt.subplots(2, 1, figsize=(8, 6), sharex=True, dpi=80)
-    rate_ax.plot(range(len(history)), [100 * (r["pass_rate"] or 0) for r in history], "k--", label="sweep (all)")
+    rate_ax.plot(
+        range(len(history)), [100 * (r["pass_rate"] or 0) for r in history], "k--", label="sweep (all)"
+    )
     for model, points in sorted(series.items()):
         xs = sorted(points)
         rate_ax.plot(
             [x for x in xs if points[x].get("pass_rate") is not None],
             [100 * points[x]["pass_rate"] for x in xs if points[x].get("pass_rate") is not None],
-            marker="o", label=_short(model),
+            marker="o",
+            label=_short(model),
         )
         cost_ax.plot(
             [x for x in xs if points[x].get("cost_usd") is not None],
             [points[x]["cost_usd"] for x in xs if points[x].get("cost_usd") is not None],
-            marker="o", label=_short(model),
+            marker="o",
+            label=_short(model),
         )
     rate_ax.set_ylabel("pass rate (%)")
     rate_ax.set_ylim(-5, 105)

@@ -138,8 +138,13 @@ def ensure_run_row(
     if existing is not None:
         return existing
     row = RunRow(
-        run_id=run_id, task_id=task_id, workflow=workflow, task_dir=task_dir, status="error",
-        sweep_id=sweep_id, error=error[:2000],
+        run_id=run_id,
+        task_id=task_id,
+        workflow=workflow,
+        task_dir=task_dir,
+        status="error",
+        sweep_id=sweep_id,
+        error=error[:2000],
     )
     store.write("runs", [row])
     return row.model_dump()

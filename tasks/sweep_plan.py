@@ -46,7 +46,8 @@ def select_tasks(tasks: str, workflows: list[str] | None = None) -> list[Task]:
     for task in selected:
         if task.id in by_id:
             raise UserInputError(
-                f"task id {task.id!r} is used by both {by_id[task.id].folder} and {task.folder}; ids must be unique"
+                f"task id {task.id!r} is used by both {by_id[task.id].folder} and {task.folder}; "
+                "ids must be unique"
             )
         by_id[task.id] = task
     return selected

@@ -183,7 +183,9 @@ def build_report(store: TraceStore, sweep_id: str, name: str, duration_s: float 
         task_time_s=round(sum(r["duration_s"] for r in rows), 3),
         samples=samples,
         adopted=sum(1 for r in rows if r["adopted"]),
-        pass_at_k=mean_pass_at_k(tasks) if samples > 1 else {"pass@1": round(passed / len(rows), 6) if rows else 0.0},
+        pass_at_k=mean_pass_at_k(tasks)
+        if samples > 1
+        else {"pass@1": round(passed / len(rows), 6) if rows else 0.0},
         tasks=tasks,
         models=_model_stats(store, rows),
     )

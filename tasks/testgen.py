@@ -18,7 +18,6 @@ from __future__ import annotations
 import ast
 import json
 import xml.etree.ElementTree as ET
-from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
@@ -27,15 +26,16 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, Field
 
 from orchestrator.errors import OrchestratorError
-from orchestrator.records import CandidateResult, ExecResult, Message, WorkerSpec, utcnow
+from orchestrator.records import CandidateResult, ExecResult, Message, WorkerSpec
 from orchestrator.settings import get_settings
 from orchestrator.taskspec import Task
-from orchestrator.traces import TraceStore, register_table
+from orchestrator.traces import TraceStore
 from sandbox import SandboxBackend, get_backend
 from sandbox.base import checked_relpath
 from sandbox.pytest_runner import REPORT_NAME, TASK_INI, TESTS_DIR, pytest_argv
 from tasks.code_extract import extract_code
 from tasks.model_call import AllWorkersFailed, CallContext, call_model
+from tasks.question_records import GeneratedTestRow, SuspectTestRow
 
 GENERATED_FILE = "test_generated.py"
 MAX_ATTEMPTS = 2
@@ -55,37 +55,6 @@ class TestGenerationError(OrchestratorError):
     exit_code = 1
 
 
-class GeneratedTestRow(BaseModel):
-    run_id: str
-    task_id: str
-    attempt: int
-    tester: str
-    file: str
-    code: str  # as written by the tester, before vacuous tests were dropped
-    accepted_code: str | None = None  # what the run used (None when rejected)
-    folder: str | None = None
-    tests: int = 0
-    stub_passed: int = 0
-    stub_failed: int = 0
-    stub_errors: int = 0
-    dropped: str = "[]"  # JSON list of tests dropped because they pass on the starter
-    accepted: bool
-    problem: str | None = None
-    ts: datetime = Field(default_factory=utcnow)
-
-
-class SuspectTestRow(BaseModel):
-    run_id: str
-    task_id: str
-    file: str
-    test: str
-    candidates: int
-    failure: str
-    ts: datetime = Field(default_factory=utcnow)
-
-
-register_table("generated_tests", GeneratedTestRow)
-register_table("suspect_tests", SuspectTestRow)
 
 
 class Case(BaseModel):
@@ -157,7 +126,7 @@ def run_cases(
         return result, parse_cases(session.read_report(REPORT_NAME))
 
 
-def test_functions(source: str) -> list[str]:
+def collected_tests(source: str) -> list[str]:
     """Names of the test functions pytest would collect at the top level and in Test* classes."""
     tree = ast.parse(source)
     names = []
@@ -169,14 +138,45 @@ def test_functions(source: str) -> list[str]:
     return names
 
 
+def complete_prefix(source: str) -> str | None:
+    """The longest run of whole top-level statements that parses, for a reply cut off by the token limit.
+
+    None when no such prefix holds a test function.
+    """
+    lines = source.splitlines(keepends=True)
+    starts = [i for i, line in enumerate(lines) if line[:1].strip() and not line.startswith((")", "]", "}"))]
+    for cut in reversed(starts):
+        prefix = "".join(lines[:cut])
+        try:
+            if collected_tests(prefix):
+                return prefix
+        except SyntaxError:
+            continue
+    return None
+
+
 def remove_tests(source: str, names: set[str]) -> str:
-    """``source`` without the named test functions (decorators included), keeping everything else as written."""
+    """``source`` without the named test functions (decorators included), keeping everything else as written.
+
+    A test class left with no test is removed whole.
+    """
     tree = ast.parse(source)
     spans = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name in names:
-            start = min([node.lineno, *(d.lineno for d in node.decorator_list)])
-            spans.append((start, node.end_lineno or node.lineno))
+
+    def span(node: ast.stmt) -> tuple[int, int]:
+        decorators = getattr(node, "decorator_list", [])
+        return min([node.lineno, *(d.lineno for d in decorators)]), node.end_lineno or node.lineno
+
+    def removed(node: ast.stmt) -> bool:
+        return isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name in names
+
+    for node in tree.body:
+        if removed(node):
+            spans.append(span(node))
+        elif isinstance(node, ast.ClassDef):
+            methods = [n for n in node.body if removed(n)]
+            rest = [n for n in node.body if not removed(n) and not isinstance(n, ast.Expr | ast.Pass)]
+            spans += [span(node)] if methods and not rest else [span(m) for m in methods]
     lines = source.splitlines(keepends=True)
     keep = [line for number, line in enumerate(lines, start=1) if not any(a <= number <= b for a, b in spans)]
     return "".join(keep)
@@ -228,9 +228,12 @@ class Checked(BaseModel):
 def check_generated(code: str, task_: Task, backend: SandboxBackend) -> Checked:
     """Accept a generated suite when it runs on the starter without errors and fails there."""
     try:
-        names = test_functions(code)
+        names = collected_tests(code)
     except SyntaxError as exc:
-        return Checked(accepted_code=None, problem=f"the file is not valid Python ({exc.msg}, line {exc.lineno})")
+        salvaged = complete_prefix(code)
+        if salvaged is None:
+            return Checked(accepted_code=None, problem=f"the file is not valid Python ({exc.msg}, line {exc.lineno})")
+        code, names = salvaged, collected_tests(salvaged)
     if not names:
         return Checked(accepted_code=None, problem="the file has no test functions (def test_...)")
     result, cases = run_cases(backend, task_.starter_files(), {GENERATED_FILE: code}, task_)

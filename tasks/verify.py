@@ -8,40 +8,27 @@ verdict of None, never a guess.
 from __future__ import annotations
 
 import re
-from datetime import datetime
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
-from orchestrator.records import WorkerSpec, utcnow
+from orchestrator.records import WorkerSpec
 from orchestrator.settings import get_settings
 from orchestrator.taskspec import Task
-from orchestrator.traces import TraceStore, register_table
+from orchestrator.traces import TraceStore
 from tasks.model_call import AllWorkersFailed, CallContext, call_model
 from tasks.question_prompts import citation_messages, verifier_messages
+from tasks.question_records import VerificationRow
 from tasks.rag_index import Hit
 
 VERIFIER_MAX_TOKENS = 200
 _VERDICT = re.compile(r"verdict\s*[:：]\s*\**\s*(in)?correct", re.IGNORECASE)
 _LOOSE = re.compile(r"\b(in)?correct\b", re.IGNORECASE)
-_CITATION_LINE = re.compile(r"\[?\b(c\d+)\]?\s*[:=-]?\s*\**\s*(yes|no|supported|unsupported|supports)\b", re.IGNORECASE)
+_CITATION_LINE = re.compile(r"\b(c\d+)\b[^\w\n]{0,8}(yes|no|supported|unsupported|supports)\b", re.IGNORECASE)
 _CITED = re.compile(r"\[((?:c\d+)(?:\s*[,;]\s*c\d+)*)\]")
 
 
-class VerificationRow(BaseModel):
-    run_id: str
-    task_id: str
-    candidate_id: str
-    kind: str  # answer | citation
-    target: str  # "answer", or the cited chunk id
-    verdict: bool | None
-    reason: str
-    verifier: str
-    ts: datetime = Field(default_factory=utcnow)
-
-
-register_table("verifications", VerificationRow)
 
 
 class Verification(BaseModel):

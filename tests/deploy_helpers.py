@@ -16,6 +16,7 @@ from tests.conftest import ROOT, RUNS
 
 SERVE = ROOT / "scripts" / "serve.sh"
 FINAL_STATES = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+RETRY_STATUSES = {429, 502, 503}
 
 #: A correct answer for the shipped task_001 (is_palindrome), as a model would reply.
 PALINDROME = (
@@ -69,11 +70,21 @@ class PrefectApi:
         self.url = url
         self.http = httpx.Client(base_url=url, timeout=15)
 
+    def send(self, method: str, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
+        """One request; a busy server (503 while SQLite is locked, 429) is retried a few times, as
+        Prefect's own client does."""
+        for attempt in range(6):
+            resp = self.http.request(method, path, json=body)
+            if resp.status_code not in RETRY_STATUSES:
+                break
+            time.sleep(0.5 * 2**attempt)
+        return resp
+
     def get(self, path: str) -> Any:
-        return self._json(self.http.get(path))
+        return self._json(self.send("GET", path))
 
     def post(self, path: str, body: dict[str, Any]) -> Any:
-        return self._json(self.http.post(path, json=body))
+        return self._json(self.send("POST", path, body))
 
     @staticmethod
     def _json(resp: httpx.Response) -> Any:
@@ -82,7 +93,7 @@ class PrefectApi:
         return resp.json()
 
     def deployment(self, name: str) -> dict[str, Any]:
-        return self.get(f"/deployments/name/{name}")  # type: ignore[no-any-return]
+        return self.get(f"/deployments/name/{name}")
 
     def trigger(self, name: str, parameters: dict[str, Any]) -> str:
         """Create a flow run of a deployment, as the UI's Run button does; a worker picks it up."""
@@ -102,7 +113,7 @@ class PrefectApi:
             time.sleep(0.5)
 
     def flow_runs(self, **flow_run_filter: Any) -> list[dict[str, Any]]:
-        return self.post("/flow_runs/filter", {"flow_runs": flow_run_filter})  # type: ignore[no-any-return]
+        return self.post("/flow_runs/filter", {"flow_runs": flow_run_filter})
 
     def subflow_runs(self, flow_run_id: str) -> list[dict[str, Any]]:
         return self.flow_runs(parent_flow_run_id={"any_": [flow_run_id]})
@@ -123,9 +134,17 @@ class PrefectApi:
                 raise AssertionError(f"no log line with {needle!r} after {timeout_s}s; got {lines}")
             time.sleep(0.5)
 
+    def pause_schedules(self, deployment: dict[str, Any]) -> None:
+        """Switch a deployment's schedules off, so that 02:00 UTC cannot fire in the middle of a test."""
+        for schedule in deployment["schedules"]:
+            path = f"/deployments/{deployment['id']}/schedules/{schedule['id']}"
+            resp = self.send("PATCH", path, {"active": False})
+            if resp.is_error:
+                raise AssertionError(f"PATCH {path}: {resp.status_code} {resp.text}")
+
     def artifacts(self, flow_run_id: str) -> list[dict[str, Any]]:
         body = {"artifacts": {"flow_run_id": {"any_": [flow_run_id]}}}
-        return self.post("/artifacts/filter", body)  # type: ignore[no-any-return]
+        return self.post("/artifacts/filter", body)
 
     def worker_of(self, flow_run_id: str) -> str:
         """The worker that submitted a flow run, from the line each worker logs to the run."""

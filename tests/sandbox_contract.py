@@ -105,7 +105,7 @@ class SandboxContract:
             "count = 0\n"
             f"for _ in range({LIMITS.pids * 4}):\n"
             "    try:\n        pid = os.fork()\n    except OSError:\n        break\n"
-            "    if pid == 0:\n        time.sleep(60)\n        os._exit(0)\n"
+            "    if pid == 0:\n        os.close(1)\n        os.close(2)\n        time.sleep(60)\n        os._exit(0)\n"
             "    count += 1\n"
             "print('forked', count)\n"
         )

@@ -25,7 +25,8 @@ from tasks.answers import (
         ("So the result is \\boxed{\\frac{3}{4}} overall.", "3/4", "boxed"),
         ("first \\boxed{1} then \\boxed{ 2 }", "2", "boxed"),
         ("I think it is\n\n  7 apples  \n", "7 apples", "last_line"),
-        ("```python\nprint(1)\n```", "print(1)", "last_line"),
+        ("```python\nprint(1)\n```", None, "none"),
+        ("It is 12.\n```python\nprint(12)\n```", "It is 12", "last_line"),
         ("   \n", None, "none"),
     ],
 )

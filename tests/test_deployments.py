@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -53,16 +54,20 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         api = PrefectApi(f"http://127.0.0.1:{port}/api")
         nightly = api.deployment("sweep/nightly")
         nightly_runs = _scheduled_runs(api, nightly["id"])
-        # The schedule was read as deployed; switch it off so 02:00 UTC cannot fire in the middle of a test.
-        for schedule in nightly["schedules"]:
-            api.http.patch(f"/deployments/{nightly['id']}/schedules/{schedule['id']}", json={"active": False})
+        api.pause_schedules(nightly)  # read as deployed above; the tests trigger their own runs
         yield Stack(api, env, started.stdout, nightly, nightly_runs)
     finally:
         serve("stop", env=env, check=False)
 
 
-def _scheduled_runs(api: PrefectApi, deployment_id: str) -> list[dict[str, Any]]:
-    return api.flow_runs(deployment_id={"any_": [deployment_id]}, state={"type": {"any_": ["SCHEDULED"]}})
+def _scheduled_runs(api: PrefectApi, deployment_id: str, timeout_s: float = 60) -> list[dict[str, Any]]:
+    """The runs the server's scheduler created from the schedule (it does so shortly after the deploy)."""
+    end = time.monotonic() + timeout_s
+    while True:
+        runs = api.flow_runs(deployment_id={"any_": [deployment_id]}, state={"type": {"any_": ["SCHEDULED"]}})
+        if runs or time.monotonic() > end:
+            return runs
+        time.sleep(0.5)
 
 
 def test_serve_starts_server_pool_deployments_and_worker_once(stack: Stack) -> None:
@@ -70,6 +75,7 @@ def test_serve_starts_server_pool_deployments_and_worker_once(stack: Stack) -> N
     again = serve("start", env=stack.env)
     assert "Prefect server already running" in again.stdout
     assert "worker worker-a already running" in again.stdout
+    stack.api.pause_schedules(stack.api.deployment("sweep/nightly"))  # re-deploying made it active again
     assert stack.api.get(f"/work_pools/{POOL}")["type"] == "process"
     workers = stack.api.post(f"/work_pools/{POOL}/workers/filter", {})
     assert [(w["name"], w["status"]) for w in workers] == [("worker-a", "ONLINE")]
@@ -95,8 +101,8 @@ def test_nightly_sweep_schedule_is_visible(stack: Stack) -> None:
 
 def test_bad_parameters_are_refused_before_any_run(stack: Stack) -> None:
     deployment = stack.api.deployment("run-task/run-task")
-    resp = stack.api.http.post(
-        f"/deployments/{deployment['id']}/create_flow_run", json={"parameters": {"task_dir": "x", "max_rounds": "lots"}}
+    resp = stack.api.send(
+        "POST", f"/deployments/{deployment['id']}/create_flow_run", {"parameters": {"task_dir": "x", "max_rounds": "lots"}}
     )
     assert resp.status_code in (409, 422)
     assert "max_rounds" in resp.text
@@ -136,7 +142,8 @@ def test_sweep_deployment_runs_and_publishes_artifacts(stack: Stack, tmp_path: P
     replay.write_text("".join(json.dumps({"task_id": i, "content": PALINDROME}) + "\n" for i in ids))
     traces = tmp_path / "traces"
     params = {
-        "tasks": str(tasks), "workers": [f"replay:{replay}"], "sandbox": "local", "name": "deploy-test",
+        "tasks": str(tasks), "workers": [{"provider": "replay", "model": str(replay)}], "sandbox": "local",
+        "name": "deploy-test",
         "traces_dir": str(traces), "executor": "local", "concurrency": 2,
     }
     run_id = stack.api.trigger("sweep/nightly", {"params": params})

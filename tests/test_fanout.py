@@ -25,8 +25,8 @@ ROMAN = (
     "        if i + 1 < len(numeral) and values.get(numeral[i + 1], 0) > v:\n            total -= v\n"
     "        else:\n            total += v\n    return total\n"
 )
-ROMAN_LENIENT = "```python\n" + ROMAN.format(guard="") + "```"  # accepts "", which the hidden tests forbid
-ROMAN_GOOD = "```python\n" + ROMAN.format(guard="    if not numeral:\n        raise ValueError('empty')\n") + "```"
+ROMAN_LENIENT = "```python\n" + ROMAN.replace("{guard}", "") + "```"  # accepts "", which the hidden tests forbid
+ROMAN_GOOD = "```python\n" + ROMAN.replace("{guard}", "    if not numeral:\n        raise ValueError('empty')\n") + "```"
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -56,17 +56,17 @@ def test_two_solvers_give_two_candidates_ranked_and_one_pair(task_copy, tmp_path
     store = TraceStore(traces_dir)
     verdicts = sorted(store.rows("verdicts", run_id=summary.run_id), key=lambda v: v["rank"])
     assert [(v["candidate_id"], v["rank"], v["exec_score"]) for v in verdicts] == [
-        (passing.candidate_id, 1, 1.0), (failing.candidate_id, 2, 0.0)
+        (passing.candidate_id, 1, 1.0), (failing.candidate_id, 2, 0.25)  # the wrong one passes 2 of 4 tests
     ]
     assert verdicts[0]["model"] == str(good) and verdicts[0]["judge_model"] == "execution"
     (pair,) = store.rows("preference_pairs", run_id=summary.run_id)
     assert pair["chosen_candidate"] == passing.candidate_id and pair["rejected_candidate"] == failing.candidate_id
     assert pair["chosen"] == response_text("coding", passing.output)
     assert pair["rejected"] == response_text("coding", failing.output)
-    assert "def is_palindrome" in pair["chosen"] and pair["basis"] == "execution" and pair["margin"] == 1.0
+    assert "def is_palindrome" in pair["chosen"] and pair["basis"] == "execution" and pair["margin"] == 0.75
     assert [m["role"] for m in json.loads(pair["prompt_messages"])] == ["system", "user"]
     (route,) = store.rows("routes", run_id=summary.run_id)
-    assert route["router"] == "explicit" and route["task_text"].startswith("\nWrite `is_palindrome")
+    assert route["router"] == "explicit" and route["task_text"].startswith("Write `is_palindrome")
     purposes = sorted(c["purpose"] for c in store.rows("calls", run_id=summary.run_id))
     assert purposes == ["fix", "solve", "solve"]
 
@@ -181,3 +181,15 @@ def test_learned_router_trains_on_run_traces_and_routes_without_a_model_call(cli
     assert json.loads(route["raw_reply"])["predicted_quality"][f"replay:{good}"] > 0.5
     # routing cost no model call: the run's only call is the solver's
     assert [c["purpose"] for c in store.rows("calls", run_id=out["run_id"])] == ["solve"]
+
+
+def test_cli_refuses_bad_router_choices_before_any_work(cli, task_copy, tmp_path, traces_dir):
+    task = task_copy("task_001")
+    unknown = cli("run", str(task), "--router", "vibes", "--sandbox", "local")
+    assert unknown.returncode == 2 and "choose one of cost-first, quality-first, learned, hint" in unknown.stderr
+    untrained = cli("run", str(task), "--router", "learned", "--sandbox", "local",
+                    env={"ORCH_LEARNED_ROUTER_PATH": str(tmp_path / "none.json")})
+    assert untrained.returncode == 2 and "orchestrator router train" in untrained.stderr
+    both = cli("run", str(task), "--router", "hint", "--worker", "replay:x.jsonl", "--sandbox", "local")
+    assert both.returncode == 2 and "--router picks the workers" in both.stderr
+    assert not traces_dir.exists()

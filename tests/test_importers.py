@@ -44,7 +44,7 @@ def test_docstring_examples_take_doctests_and_prose_examples_but_not_definitions
     assert docstring_examples(doctests, "f") == [("f(2)", "4"), ("f(1)", "2")]
     prose = (
         'def tri(n):\n    """tri(1) = 3 is a definition, not an example.\n    Examples:\n'
-        "    tri(3) = [1, 3, 2, 8]\n    tri(abc) = 2\n    tri(2) ➞ [1, 3, 2] # comment\n    \"\"\"\n"
+        '    tri(3) = [1, 3, 2, 8]\n    tri(abc) = 2\n    tri(2) ➞ [1, 3, 2] # comment\n    """\n'
     )
     assert docstring_examples(prose, "tri") == [("tri(3)", "[1, 3, 2, 8]"), ("tri(2)", "[1, 3, 2]")]
 
@@ -68,7 +68,12 @@ def test_gsm8k_tasks_are_reasoning_questions_with_numeric_answers(cli, tmp_path)
     proc = cli("import", "gsm8k", str(tmp_path / "g"), "--limit", "4")
     assert proc.returncode == 0, proc.stderr
     task = load_task(tmp_path / "g" / "gsm8k_0")
-    assert (task.id, task.workflow, task.spec.answer_type, task.spec.answer) == ("gsm8k/0", "reasoning", "number", "18")
+    assert (task.id, task.workflow, task.spec.answer_type, task.spec.answer) == (
+        "gsm8k/0",
+        "reasoning",
+        "number",
+        "18",
+    )
     assert task.prompt.startswith("Janet’s ducks lay 16 eggs per day.")
     assert len(list((tmp_path / "g").iterdir())) == 4
     assert gsm8k_answer("so 1,234 in all\n#### 1,234") == "1234"
@@ -91,11 +96,17 @@ def test_gpqa_choices_are_shuffled_by_seed_and_the_answer_letter_follows(tmp_pat
     assert letters == {"A", "B", "C", "D"}  # the correct answer is not always first
     write_tasks(first[:2], tmp_path)
     loaded = load_task(tmp_path / folder_name(first[0].id))
-    assert loaded.workflow == "science" and loaded.spec.answer_type == "choice" and len(loaded.spec.choices or []) == 4
+    assert (
+        loaded.workflow == "science"
+        and loaded.spec.answer_type == "choice"
+        and len(loaded.spec.choices or []) == 4
+    )
 
 
 def test_mmlu_subject_filter_and_workflow_by_subject(cli, tmp_path):
-    proc = cli("import", "mmlu", str(tmp_path / "m"), "--subject", "college physics", "--subject", "philosophy")
+    proc = cli(
+        "import", "mmlu", str(tmp_path / "m"), "--subject", "college physics", "--subject", "philosophy"
+    )
     assert proc.returncode == 0, proc.stderr
     tasks = [load_task(p) for p in sorted((tmp_path / "m").iterdir())]
     by_subject = {s: [t for t in tasks if s in t.spec.tags] for s in ("college physics", "philosophy")}
@@ -115,5 +126,11 @@ def test_a_missing_package_says_what_to_install():
 
 
 def test_toml_text_round_trips_through_the_task_format():
-    keys = {"id": 'a "quoted"\nid', "answer": "C:\\path", "choices": ["x", "ü"], "tolerance": 1e-6, "limits": {"timeout_s": 5.0}}
+    keys = {
+        "id": 'a "quoted"\nid',
+        "answer": "C:\\path",
+        "choices": ["x", "ü"],
+        "tolerance": 1e-6,
+        "limits": {"timeout_s": 5.0},
+    }
     assert tomllib.loads(toml_text(keys)) == keys

@@ -12,7 +12,7 @@ from orchestrator.records import RouteDecision, WorkerSpec, new_id
 from orchestrator.settings import Settings
 from orchestrator.taskspec import Task, load_task
 from orchestrator.traces import TraceStore
-from tasks.route import DEFAULT_WORKERS, decide_from_reply, route, route_row
+from tasks.route import DEFAULT_TOOLS, DEFAULT_WORKERS, decide_from_reply, route, route_row
 
 from .conftest import RUNS, write_replay
 
@@ -63,9 +63,9 @@ def test_junk_reply_gives_a_valid_decision_and_names_what_was_dropped(tmp_path, 
     assert decision.workers == [WorkerSpec(provider="replay", model=str(solver_file), role="solver")]
     assert not used_defaults
     assert decision.controls.max_rounds == 4
-    assert decision.tools.python_sandbox is True  # the bad "rag" value sinks only the tools object...
+    assert decision.tools == DEFAULT_TOOLS["coding"]  # a bad "rag" value: the workflow's default tools...
     reasons = dropped_fields(dropped)
-    assert "skynet" in reasons["workers[1]"] and "allow-list" in reasons["workers[1]"]
+    assert "provider 'skynet'" in reasons["workers[1]"]
     assert "ollama" in reasons["workers[2]"]
     assert "overlord" in reasons["workers[3]"]
     assert "workers[4]" in reasons
@@ -210,3 +210,28 @@ def test_shipped_tasks_route_by_hint(tmp_path, settings):
     task = load_task(RUNS / "task_002")
     routed = route(task, new_id(), TraceStore(tmp_path), settings, router="hint")
     assert routed.decision.workflow == "coding" and routed.decision.tools.python_sandbox
+
+
+@pytest.mark.parametrize(
+    ("reply", "value", "how"),
+    [
+        ('{"a": 1}', {"a": 1}, "json"),
+        ('```json\n{"a": 1}\n```', {"a": 1}, "fenced"),
+        ('I pick {"a": {"b": [1, 2]}} and {"c": 3}.', {"a": {"b": [1, 2]}}, "embedded"),
+        ('{"a": "x}y", "b": 2} then prose', {"a": "x}y", "b": 2}, "embedded"),
+        ('{"a": [1, 2,], "b": {"c": 3,},}', {"a": [1, 2], "b": {"c": 3}}, "repaired"),
+        ("{'a': True, 'b': None, 'c': 'it\"s'}", {"a": True, "b": None, "c": 'it"s'}, "repaired"),
+        ('{"a": [1, 2}', {"a": [1, 2]}, "repaired"),
+        ('{"a": 1, "b": {"c": "cut of', {"a": 1, "b": {"c": "cut of"}}, "repaired"),
+        ('{"a": 1, "b": tr', {"a": 1}, "repaired"),
+        ('{"a": 1, "b":', {"a": 1, "b": None}, "repaired"),
+        ("no braces at all", None, "failed"),
+        ("[1, 2, 3]", None, "failed"),
+        ("   ", None, "empty"),
+    ],
+)
+def test_parse_json_object(reply, value, how):
+    from tasks.json_reply import parse_json_object
+
+    parsed = parse_json_object(reply)
+    assert (parsed.value, parsed.how) == (value, how)

@@ -19,7 +19,10 @@ from tasks.sweep_report import pass_at_k
 
 from .conftest import RUNS
 
-PALINDROME_OK = "```python\nimport re\n\ndef is_palindrome(text):\n    s = re.sub(r'[^a-z0-9]', '', text.lower())\n    return s == s[::-1]\n```"
+PALINDROME_OK = (
+    "```python\nimport re\n\ndef is_palindrome(text):\n"
+    "    s = re.sub(r'[^a-z0-9]', '', text.lower())\n    return s == s[::-1]\n```"
+)
 PALINDROME_BAD = "```python\ndef is_palindrome(text):\n    return text == text[::-1]\n```"
 MERGE_OK = (
     "```python\ndef merge_intervals(intervals):\n    out = []\n    for s, e in sorted(intervals):\n"
@@ -53,7 +56,9 @@ def test_sweep_counts_passed_failed_and_errored_and_exits_0(cli, tmp_path, trace
     root = tasks_dir(tmp_path, "task_001", "task_002", "task_003")
     # task_003 has no line in the replay file: its run errors, and the sweep still completes
     replay = replay_file(tmp_path / "r.jsonl", {"task_001": PALINDROME_OK, "task_002": MERGE_BAD})
-    proc = cli("sweep", str(root), "--replay", str(replay), "--sandbox", "local", "--max-rounds", "1", "--json")
+    proc = cli(
+        "sweep", str(root), "--replay", str(replay), "--sandbox", "local", "--max-rounds", "1", "--json"
+    )
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert (out["total"], out["passed"], out["failed"], out["errored"]) == (3, 1, 1, 1)
@@ -65,22 +70,40 @@ def test_sweep_counts_passed_failed_and_errored_and_exits_0(cli, tmp_path, trace
     store = TraceStore(traces_dir)
     ledger = store.rows("sweep_tasks", sweep_id=out["sweep_id"])
     assert sorted((r["task_id"], r["status"], r["passed"]) for r in ledger) == [
-        ("task_001", "completed", True), ("task_002", "completed", False), ("task_003", "error", False),
+        ("task_001", "completed", True),
+        ("task_002", "completed", False),
+        ("task_003", "error", False),
     ]
     runs = store.rows("runs", sweep_id=out["sweep_id"])
     assert sorted(r["run_id"] for r in runs) == sorted(r["run_id"] for r in ledger)
-    assert [r["event"] for r in sorted(store.rows("sweeps", sweep_id=out["sweep_id"]), key=lambda r: r["ts"])] == [
-        "started", "finished",
+    assert [
+        r["event"] for r in sorted(store.rows("sweeps", sweep_id=out["sweep_id"]), key=lambda r: r["ts"])
+    ] == [
+        "started",
+        "finished",
     ]
 
 
-def test_second_sweep_is_compared_with_the_first_in_artifacts_and_chart(cli, prefect_api, tmp_path, traces_dir):
+def test_second_sweep_is_compared_with_the_first_in_artifacts_and_chart(
+    cli, prefect_api, tmp_path, traces_dir
+):
     root = tasks_dir(tmp_path, "task_001", "task_002")
     name = "compare-me"
     first = replay_file(tmp_path / "first.jsonl", {"task_001": PALINDROME_OK, "task_002": MERGE_BAD})
     second = replay_file(tmp_path / "second.jsonl", {"task_001": PALINDROME_BAD, "task_002": MERGE_OK})
     for replay in (first, second):
-        proc = cli("sweep", str(root), "--replay", str(replay), "--name", name, "--sandbox", "local", "--max-rounds", "1")
+        proc = cli(
+            "sweep",
+            str(root),
+            "--replay",
+            str(replay),
+            "--name",
+            name,
+            "--sandbox",
+            "local",
+            "--max-rounds",
+            "1",
+        )
         assert proc.returncode == 0, proc.stderr
         assert "1/2 passed" in proc.stdout
 
@@ -104,8 +127,19 @@ def test_samples_give_pass_at_k(cli, tmp_path, traces_dir):
     root = tasks_dir(tmp_path, "task_001", "task_002")
     replay = replay_file(tmp_path / "r.jsonl", {"task_001": PALINDROME_OK, "task_002": MERGE_BAD})
     proc = cli(
-        "sweep", str(root), "--replay", str(replay), "--samples", "3", "--concurrency", "3",
-        "--sandbox", "local", "--max-rounds", "1", "--json",
+        "sweep",
+        str(root),
+        "--replay",
+        str(replay),
+        "--samples",
+        "3",
+        "--concurrency",
+        "3",
+        "--sandbox",
+        "local",
+        "--max-rounds",
+        "1",
+        "--json",
     )
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
@@ -118,7 +152,7 @@ def test_samples_give_pass_at_k(cli, tmp_path, traces_dir):
 
 
 def test_pass_at_k_is_the_unbiased_estimator():
-    """Checked against its definition: the chance that a random k-subset of the n samples holds a correct one."""
+    """Checked against its definition: the chance that a random k-subset of n samples holds a correct one."""
     for n in range(1, 7):
         for c in range(n + 1):
             samples = [True] * c + [False] * (n - c)
@@ -141,7 +175,9 @@ def test_pass_at_k_is_the_unbiased_estimator():
         ("ok", ["{tmp}/tasks", "--worker", "nosuch:model"], "worker nosuch:model:solver"),
     ],
 )
-def test_bad_input_is_one_line_and_exit_2_with_nothing_written(cli, tmp_path, traces_dir, setup, args, message):
+def test_bad_input_is_one_line_and_exit_2_with_nothing_written(
+    cli, tmp_path, traces_dir, setup, args, message
+):
     if setup:
         tasks_dir(tmp_path, "task_001")
     if setup == "malformed":
@@ -168,7 +204,9 @@ def test_humaneval_canonical_solutions_pass_through_the_sweep(cli, tmp_path, tra
     write_tasks((t for t in he.tasks() if int(t.id.split("/")[1]) in ids), root)
     replay = tmp_path / "canonical.jsonl"
     replay.write_text(canonical_replay_lines(chosen))
-    proc = cli("sweep", str(root), "--replay", str(replay), "--sandbox", "local", "--concurrency", "2", "--json")
+    proc = cli(
+        "sweep", str(root), "--replay", str(replay), "--sandbox", "local", "--concurrency", "2", "--json"
+    )
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert (out["total"], out["passed"], out["errored"]) == (10, 10, 0)
@@ -187,22 +225,37 @@ def test_sweep_params_accept_worker_strings_and_form_a_ui_schema():
 
     params = SweepParams(workers=["replay:answers.jsonl", "ollama:llama3.2:latest:critic"])
     assert [(w.provider, w.model, w.role) for w in params.workers] == [
-        ("replay", "answers.jsonl", "solver"), ("ollama", "llama3.2:latest", "critic"),
+        ("replay", "answers.jsonl", "solver"),
+        ("ollama", "llama3.2:latest", "critic"),
     ]
     with pytest.raises(ValueError, match="sweep_id"):
         SweepParams(sweep_id="../escape")
     schema = parameter_schema(sweep_flow).model_dump()
     assert schema["required"] == ["params"]
     fields = schema["definitions"]["SweepParams"]["properties"]
-    assert {"tasks", "workflows", "workers", "router", "sandbox", "concurrency", "max_rounds", "samples", "name",
-            "sweep_id", "executor", "deployment"} <= set(fields)
+    assert {
+        "tasks",
+        "workflows",
+        "workers",
+        "router",
+        "sandbox",
+        "concurrency",
+        "max_rounds",
+        "samples",
+        "name",
+        "sweep_id",
+        "executor",
+        "deployment",
+    } <= set(fields)
 
 
 def test_workflow_filter_selects_by_workflow(tmp_path):
     root = tasks_dir(tmp_path, "task_001", "task_002")
     question = root / "q1"
     question.mkdir()
-    (question / "task.toml").write_text('id = "q1"\nworkflow = "reasoning"\nprompt = "2+2?"\nanswer = "4"\nanswer_type = "number"\n')
+    (question / "task.toml").write_text(
+        'id = "q1"\nworkflow = "reasoning"\nprompt = "2+2?"\nanswer = "4"\nanswer_type = "number"\n'
+    )
     assert [t.id for t in select_tasks(str(root))] == ["q1", "task_001", "task_002"]
     assert [t.id for t in select_tasks(str(root), ["reasoning"])] == ["q1"]
     assert [t.id for t in select_tasks(f"{root}/task_00*")] == ["task_001", "task_002"]

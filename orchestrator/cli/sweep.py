@@ -19,7 +19,7 @@ from orchestrator.errors import OrchestratorError, UserInputError
 from orchestrator.records import new_id
 from orchestrator.settings import get_settings
 from orchestrator.traces import TraceStore
-from tasks import sweep_ledger as _ledger  # noqa: F401  (registers the sweep tables, for `orchestrator traces` too)
+from tasks import sweep_ledger as _ledger  # noqa: F401  (registers the sweep tables for `traces` too)
 
 if TYPE_CHECKING:
     from tasks.sweep_report import SweepReport
@@ -56,7 +56,8 @@ def print_report(report: SweepReport, console: Console) -> None:
     console.print(
         f"sweep {report.name} ({report.sweep_id}): [bold]{report.passed}/{report.total} passed[/bold] "
         f"({100 * report.pass_rate:.1f}%), {report.failed} failed, {report.errored} errored; "
-        f"cost {cost}; {report.duration_s:.1f}s; " + ", ".join(f"{k} {100 * v:.1f}%" for k, v in report.pass_at_k.items())
+        f"cost {cost}; {report.duration_s:.1f}s; "
+        + ", ".join(f"{k} {100 * v:.1f}%" for k, v in report.pass_at_k.items())
     )
     models = Table("model", "pass rate", "passed/judged", "calls", "tokens", "cost")
     for m in report.models:
@@ -73,15 +74,26 @@ def print_report(report: SweepReport, console: Console) -> None:
     if failing:
         tasks = Table("not passed", "workflow", "passed", "errored", "rounds", "duration s")
         for t in failing[:25]:
-            tasks.add_row(t.task_id, t.workflow, f"{t.passed}/{t.samples}", str(t.errored), str(t.rounds), f"{t.duration_s:.1f}")
+            tasks.add_row(
+                t.task_id,
+                t.workflow,
+                f"{t.passed}/{t.samples}",
+                str(t.errored),
+                str(t.rounds),
+                f"{t.duration_s:.1f}",
+            )
         console.print(tasks)
         if len(failing) > 25:
-            console.print(f"… and {len(failing) - 25} more (see the sweep's table artifact or the sweep_tasks table)")
+            console.print(
+                f"… and {len(failing) - 25} more (see the sweep's table artifact or the sweep_tasks table)"
+            )
 
 
 @app.command("sweep")
 def sweep(
-    tasks_dir: Annotated[str, typer.Argument(metavar="DIR", help="A folder of task folders (or a quoted glob).")],
+    tasks_dir: Annotated[
+        str, typer.Argument(metavar="DIR", help="A folder of task folders (or a quoted glob).")
+    ],
     concurrency: Annotated[int, typer.Option(help="Runs in flight at once.")] = 2,
     provider: Annotated[str | None, typer.Option(help="Provider of the single solver.")] = None,
     model: Annotated[str | None, typer.Option(help="Model name (for replay: the JSONL file).")] = None,
@@ -93,13 +105,27 @@ def sweep(
     sandbox: Annotated[str, typer.Option(help="auto | local | docker")] = "auto",
     max_rounds: Annotated[int | None, typer.Option(help="Rounds of fix (1..4).")] = None,
     samples: Annotated[int, typer.Option(help="Runs per task; more than one gives pass@k.")] = 1,
-    workflow: Annotated[list[str] | None, typer.Option(help="Only tasks of this workflow (repeatable).")] = None,
-    name: Annotated[str | None, typer.Option(help="Sweep name, compared with earlier sweeps of the same name.")] = None,
-    sweep_id: Annotated[str | None, typer.Option(help="Sweep id; an id with finished runs is resumed.")] = None,
-    resume: Annotated[bool, typer.Option(help="Resume the latest sweep of this name (skip what finished).")] = False,
-    traces: Annotated[Path | None, typer.Option(help="Trace folder (default ORCH_TRACES_DIR or ./traces).")] = None,
-    executor: Annotated[str, typer.Option(help="local (this process) | deployment (the pool's workers).")] = "local",
-    deployment: Annotated[str, typer.Option(help="The run-task deployment, for --executor deployment.")] = "run-task/run-task",
+    workflow: Annotated[
+        list[str] | None, typer.Option(help="Only tasks of this workflow (repeatable).")
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option(help="Sweep name, compared with earlier sweeps of the same name.")
+    ] = None,
+    sweep_id: Annotated[
+        str | None, typer.Option(help="Sweep id; an id with finished runs is resumed.")
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option(help="Resume the latest sweep of this name (skip what finished).")
+    ] = False,
+    traces: Annotated[
+        Path | None, typer.Option(help="Trace folder (default ORCH_TRACES_DIR or ./traces).")
+    ] = None,
+    executor: Annotated[
+        str, typer.Option(help="local (this process) | deployment (the pool's workers).")
+    ] = "local",
+    deployment: Annotated[
+        str, typer.Option(help="The run-task deployment, for --executor deployment.")
+    ] = "run-task/run-task",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
 ) -> int:
     """Run every task under DIR; exit 0 when the sweep completed (whatever its pass rate), else non-zero."""
@@ -108,14 +134,27 @@ def sweep(
 
     settings = get_settings()
     any_worker_option = bool(provider or model or replay or worker)
-    workers = build_workers(settings, provider, model, replay, worker) if any_worker_option or not router else []
+    workers = (
+        build_workers(settings, provider, model, replay, worker) if any_worker_option or not router else []
+    )
     store = TraceStore(traces or settings.traces_dir)
     try:
-        params = SweepParams(
-            tasks=tasks_dir, workflows=workflow or [], workers=workers, router=router, sandbox=sandbox,
-            concurrency=concurrency, max_rounds=settings.max_rounds if max_rounds is None else max_rounds,
-            samples=samples, name=name, sweep_id=sweep_id, traces_dir=str(store.root), executor=executor,
-            deployment=deployment,
+        params = SweepParams.model_validate(
+            {
+                "tasks": tasks_dir,
+                "workflows": workflow or [],
+                "workers": workers,
+                "router": router,
+                "sandbox": sandbox,
+                "concurrency": concurrency,
+                "samples": samples,
+                "name": name,
+                "max_rounds": settings.max_rounds if max_rounds is None else max_rounds,
+                "sweep_id": sweep_id,
+                "traces_dir": str(store.root),
+                "executor": executor,
+                "deployment": deployment,
+            }
         )
     except ValidationError as exc:
         raise _params_error(exc) from None
@@ -123,22 +162,28 @@ def sweep(
     if resume and sweep_id is None:
         earlier = sweeps(store, prepared.name)
         if not earlier:
-            raise UserInputError(f"--resume: no sweep named {prepared.name!r} in {store.root}; start one without --resume")
+            raise UserInputError(
+                f"--resume: no sweep named {prepared.name!r} in {store.root}; start one without --resume"
+            )
         params.sweep_id = earlier[0]["sweep_id"]
     params.sweep_id = params.sweep_id or new_id()
 
     from flows.sweep import sweep_flow
 
     stop = threading.Event()
-    watcher = threading.Thread(target=_watch, args=(store, params.sweep_id, len(prepared.items), stop), daemon=True)
+    watcher = threading.Thread(
+        target=_watch, args=(store, params.sweep_id, len(prepared.items), stop), daemon=True
+    )
     watcher.start()
     try:
         report = sweep_flow(params=params)
     except OrchestratorError:
         raise
     except Exception as exc:
-        raise SweepFailed(f"sweep {params.sweep_id} stopped: {type(exc).__name__}: {exc}; "
-                          f"run again with --sweep-id {params.sweep_id} to resume") from None
+        raise SweepFailed(
+            f"sweep {params.sweep_id} stopped: {type(exc).__name__}: {exc}; "
+            f"run again with --sweep-id {params.sweep_id} to resume"
+        ) from None
     finally:
         stop.set()
         watcher.join()

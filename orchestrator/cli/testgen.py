@@ -13,6 +13,7 @@ from orchestrator.errors import UserInputError
 from orchestrator.settings import get_settings
 from orchestrator.taskspec import load_task
 from orchestrator.traces import TraceStore
+from tasks import question_records as _tables  # noqa: F401  (registers the tables, for `orchestrator traces` too)
 
 tests_app = typer.Typer(help="Tests generated for coding tasks that had none.", no_args_is_help=True)
 app.add_typer(tests_app, name="tests")

