@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import time
 
 from prefect import flow, get_run_logger
-from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 
@@ -14,7 +12,6 @@ from orchestrator.records import (
     AttemptRow,
     CandidateResult,
     Message,
-    RunRow,
     RunSummary,
     WorkerSpec,
     new_id,
@@ -22,7 +19,6 @@ from orchestrator.records import (
 )
 from orchestrator.settings import get_settings
 from orchestrator.taskspec import Task
-from orchestrator.traces import TraceStore
 from sandbox import get_backend
 from tasks.coding import CodeDraft, load_task_folder, run_tests, traces_root, write_code
 from tasks.debate import Critique, critique, revise_messages
@@ -30,6 +26,8 @@ from tasks.judge import judge_task, judge_workers_for
 from tasks.model_call import release_run
 from tasks.prompts import fix_messages, solve_messages
 from tasks.route import route_task
+from tasks.run_record import record_run, sum_cost
+from tasks.testgen import TaskWithGeneratedTests, generate_tests, review_generated_tests
 
 
 class Candidate(BaseModel):
@@ -82,10 +80,6 @@ def _revise_instruction(task: Task, test_output: str | None) -> str:
     return f"{tests}Fix `{task.spec.entry}`. Reply with the complete corrected file in one ```python block."
 
 
-def _sum_cost(values: list[float | None]) -> float | None:
-    return None if any(v is None for v in values) else round(sum(v for v in values if v is not None), 10)
-
-
 # Prefect types task_runner with an invariant generic that rejects its own ThreadPoolTaskRunner.
 @flow(name="coding", task_runner=ThreadPoolTaskRunner(max_workers=4), log_prints=False)  # type: ignore[arg-type]
 def coding_flow(
@@ -105,12 +99,11 @@ def coding_flow(
     traces = traces_root(traces_dir)
     backend = get_backend(sandbox, get_settings()).name
     task = load_task_folder(task_dir, require_tests=False)
-    if not task.has_tests and not task.has_hidden_tests:
-        from tasks.testgen import generate_tests  # a tester writes and checks tests first (tasks/testgen.py)
-
-        task = generate_tests(task, workers, run_id, traces, backend)
     decision = route_task(task, run_id, traces, router=router, workers=workers, max_rounds=max_rounds)
     workers, max_rounds = decision.workers, decision.controls.max_rounds
+    if not task.has_tests and not task.has_hidden_tests:
+        # The routed workers (a tester among them, else the solvers) write and check tests first.
+        task = generate_tests(task, workers, run_id, traces, backend)
     solvers = decision.by_role("solver") or workers[:1]
     critics = decision.by_role("critic") if decision.controls.use_debate else []
     candidates = [
@@ -195,6 +188,14 @@ def coding_flow(
                 cand.final = finals[cand.candidate_id].result()
 
     results = [c.result() for c in candidates]
+    if isinstance(task, TaskWithGeneratedTests):
+        # A generated test that every candidate fails the same way is more likely wrong than they are.
+        tests_review = review_generated_tests(task, results, backend, run_id, traces)
+        results = [
+            r.model_copy(update={"passed": tests_review.passes_trusted[r.candidate_id]})
+            if r.candidate_id in tests_review.passes_trusted else r
+            for r in results
+        ]
     verdicts = judge_task(
         task, results, run_id, traces,
         judge_workers=judge_workers_for(workers, get_settings()), prompt=solve_messages(task),
@@ -211,38 +212,13 @@ def coding_flow(
         tests_failed=(best.tests_failed + best.tests_errors) if best else 0,
         prompt_tokens=sum(r.prompt_tokens for r in results),
         completion_tokens=sum(r.completion_tokens for r in results),
-        cost_usd=_sum_cost([r.cost_usd for r in results]),
+        cost_usd=sum_cost([r.cost_usd for r in results]),
         duration_s=round(time.perf_counter() - started, 3),
         sandbox=backend,
         best_candidate=best.candidate_id if best else None,
         candidates=results,
         error="; ".join(errors) if errors and not any(r.rounds for r in results) else None,
     )
-    TraceStore(traces).write(
-        "runs",
-        [
-            RunRow(
-                run_id=run_id,
-                task_id=task.id,
-                workflow=task.workflow,
-                task_dir=str(task.folder),
-                status="error" if summary.error else "completed",
-                passed=summary.passed,
-                rounds=summary.rounds,
-                candidates=len(results),
-                prompt_tokens=summary.prompt_tokens,
-                completion_tokens=summary.completion_tokens,
-                cost_usd=summary.cost_usd,
-                duration_s=summary.duration_s,
-                sandbox=backend,
-                workers=json.dumps([w.label for w in workers]),
-                sweep_id=sweep_id,
-                flow_run_id=str(flow_run.get_id() or ""),
-                error=summary.error,
-                started_at=started_at,
-                finished_at=utcnow(),
-            )
-        ],
-    )
+    record_run(summary, task, workers, traces, sweep_id, started_at)
     release_run(run_id)
     return summary

@@ -14,21 +14,16 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime
 from typing import Any
 
 from prefect import flow, get_run_logger
-from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
-from pydantic import BaseModel, Field, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, Field
 
-from orchestrator.errors import UserInputError
 from orchestrator.records import (
     CandidateResult,
     Message,
     RouteDecision,
-    RunRow,
     RunSummary,
     WorkerSpec,
     new_id,
@@ -58,28 +53,13 @@ from tasks.question_records import AnswerRow
 from tasks.rag_index import Hit
 from tasks.retrieval import retrieve
 from tasks.route import route_task
+from tasks.run_record import record_run, sum_cost
 from tasks.verify import Verification, cited_ids, verify_answer, verify_citations
 
 #: code runs a science candidate may ask for while answering (each round of debate included)
 MAX_TOOL_RUNS = 3
 #: sampling temperature for self-consistency when the configured one is lower (greedy samples all agree)
 SAMPLE_TEMPERATURE = 0.7
-
-
-class QuestionOptions(BaseSettings):
-    """Options of the question workflows, from the environment (``ORCH_SAMPLES``)."""
-
-    model_config = SettingsConfigDict(env_prefix="ORCH_", extra="ignore")
-
-    #: answers per solver; above 1 the run's answer is their majority vote (self-consistency)
-    samples: int = Field(default=1, ge=1, le=16)
-
-
-def question_options() -> QuestionOptions:
-    try:
-        return QuestionOptions()
-    except ValidationError as exc:
-        raise UserInputError(f"ORCH_SAMPLES: {exc.errors()[0]['msg']} (answers per solver, 1 to 16)") from None
 
 
 class QCandidate(BaseModel):
@@ -163,7 +143,7 @@ def run_question_workflow(
     run_id = run_id or new_id()
     traces = traces_root(traces_dir)
     settings = get_settings()
-    samples = question_options().samples
+    samples = settings.samples
     task = load_task_folder(task_dir, require_tests=False)
     decision = route_task(task, run_id, traces, router=router, workers=workers, max_rounds=max_rounds)
     use_python = python_tool and decision.tools.python_sandbox
@@ -198,7 +178,7 @@ def run_question_workflow(
     best = pick_best(ranked, vote, task)
     TraceStore(traces).write("answers", [answer_row(c, setup, r) for c, r in zip(candidates, results, strict=True)])
     summary = summarise(setup, candidates, results, best, vote, started)
-    write_run_row(summary, setup, sweep_id, started_at)
+    record_run(summary, task, decision.workers, traces, sweep_id, started_at)
     release_run(run_id)
     return summary
 
@@ -371,10 +351,6 @@ def answer_row(cand: QCandidate, setup: Setup, result: CandidateResult) -> Answe
     )
 
 
-def sum_cost(values: list[float | None]) -> float | None:
-    return None if any(v is None for v in values) else round(sum(v for v in values if v is not None), 10)
-
-
 def summarise(
     setup: Setup, candidates: list[QCandidate], results: list[CandidateResult], best: CandidateResult | None,
     vote: Vote | None, started: float,
@@ -398,35 +374,4 @@ def summarise(
         best_candidate=best.candidate_id if best else None,
         candidates=results,
         error="; ".join(errors) if errors and not any(r.rounds for r in results) else None,
-    )
-
-
-def write_run_row(
-    summary: RunSummary, setup: Setup, sweep_id: str | None, started_at: datetime
-) -> None:
-    TraceStore(setup.traces).write(
-        "runs",
-        [
-            RunRow(
-                run_id=summary.run_id,
-                task_id=summary.task_id,
-                workflow=summary.workflow,
-                task_dir=str(setup.task.folder),
-                status="error" if summary.error else "completed",
-                passed=summary.passed,
-                rounds=summary.rounds,
-                candidates=len(summary.candidates),
-                prompt_tokens=summary.prompt_tokens,
-                completion_tokens=summary.completion_tokens,
-                cost_usd=summary.cost_usd,
-                duration_s=summary.duration_s,
-                sandbox=summary.sandbox,
-                workers=json.dumps([w.label for w in setup.decision.workers]),
-                sweep_id=sweep_id,
-                flow_run_id=str(flow_run.get_id() or ""),
-                error=summary.error,
-                started_at=started_at,
-                finished_at=utcnow(),
-            )
-        ],
     )

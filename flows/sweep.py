@@ -29,8 +29,9 @@ from flows.run_task import run_task_flow
 from orchestrator.records import WorkerSpec, new_id
 from orchestrator.settings import get_settings
 from orchestrator.taskspec import Workflow
-from orchestrator.traces import TraceStore
+from orchestrator.traces import TraceStore, absolute_root
 from sandbox import get_backend
+from tasks.route import check_router
 from tasks.sweep_artifacts import ProgressArtifact, artifact_key, publish
 from tasks.sweep_chart import history_chart
 from tasks.sweep_ledger import (
@@ -61,8 +62,8 @@ class SweepParams(BaseModel):
     )
     workers: list[WorkerSpec] = Field(
         default_factory=list,
-        description='Workers as "PROVIDER:MODEL[:ROLE]" strings or objects; '
-        "empty: the router or the default model.",
+        description="Workers as objects {provider, model, role} (the CLI's --worker takes "
+        '"PROVIDER:MODEL[:ROLE]"); empty: the router picks them.',
     )
     router: str | None = Field(default=None, description="Router mode when no workers are given.")
     sandbox: Literal["auto", "local", "docker"] = "auto"
@@ -224,9 +225,9 @@ def _previous_report(store: TraceStore, name: str, sweep_id: str) -> SweepReport
 def _chart(store: TraceStore, traces: str, name: str, sweep_id: str, history: int) -> Path | None:
     recent = [s for s in sweeps(store, name) if s["event"] == "finished"][:history]
     slug = re.sub(r"[^A-Za-z0-9_-]+", "-", name)
-    return history_chart(
-        list(reversed(recent)), Path(traces) / "charts" / f"{slug}-{sweep_id}.png", f"sweeps named {name}"
-    )
+    # matplotlib writes local files; beside a remote store the chart goes to the local cache.
+    charts = get_settings().cache_dir / "charts" if store.remote else Path(traces) / "charts"
+    return history_chart(list(reversed(recent)), charts / f"{slug}-{sweep_id}.png", f"sweeps named {name}")
 
 
 class Prepared(BaseModel):
@@ -247,12 +248,12 @@ def prepare(params: SweepParams) -> Prepared:
     tasks = select_tasks(params.tasks, list(params.workflows))
     if params.workers:
         preflight(list(params.workers), settings)
-    elif params.router is None:
-        preflight([WorkerSpec(provider=settings.provider, model=settings.model)], settings)
+    else:
+        check_router(params.router or settings.router_mode, settings)
     return Prepared(
         name=params.name or sweep_name(params.tasks),
         sweep_id=params.sweep_id or new_id(),
-        traces=str(Path(params.traces_dir or settings.traces_dir).resolve()),
+        traces=absolute_root(params.traces_dir or settings.traces_dir),
         # "auto" is resolved once: every run of the sweep uses the same backend, and a missing one fails now.
         sandbox=get_backend(params.sandbox, settings).name,
         items=work_items(tasks, params.samples),

@@ -6,8 +6,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from orchestrator.errors import ConfigurationError
 
 DEFAULT_ALLOWED_PROVIDERS = ("ollama", "openai", "anthropic", "gemini", "groq", "local", "replay")
 DEFAULT_ALLOWED_OLLAMA_MODELS = ("llama3.2:latest", "qwen2.5:7b", "llama3:latest")
@@ -29,8 +31,8 @@ def _alias(*names: str) -> AliasChoices:
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ORCH_", extra="ignore", populate_by_name=True)
 
-    # where things live
-    traces_dir: Path = Path("traces")
+    # where things live: the trace store is a folder or a URI (s3://bucket/prefix) that pyarrow opens
+    traces_dir: str = "traces"
     cache_dir: Path = Field(default_factory=lambda: Path.home() / ".cache" / "orchestrator")
 
     # defaults for a run
@@ -39,7 +41,9 @@ class Settings(BaseSettings):
     max_rounds: int = Field(default=2, ge=1, le=4)
     sandbox: Literal["auto", "local", "docker"] = "auto"
     sandbox_image: str = "orchestrator-sandbox:latest"
+    sandbox_python: str | None = None  # interpreter of the local backend; unset: the system python3
     worker_concurrency: int = Field(default=4, ge=1, le=64)
+    samples: int = Field(default=1, ge=1, le=16)  # answers per solver; above 1, majority vote
 
     # model calls
     call_timeout_s: float = Field(default=120.0, gt=0)
@@ -87,7 +91,15 @@ class Settings(BaseSettings):
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    try:
+        return Settings()
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = str(error["loc"][0]) if error["loc"] else "*"
+        shown = "" if "key" in field else f"={error.get('input')!r}"  # a key's value is never echoed
+        raise ConfigurationError(
+            f"ORCH_{field.upper()}{shown}: {error['msg']}; fix or unset that environment variable"
+        ) from None
 
 
 def secret_values(settings: Settings | None = None) -> list[str]:

@@ -78,6 +78,12 @@ def arrow_schema(row_model: type[BaseModel]) -> pa.Schema:
 _SECRET_URI_KEYS = ("access_key", "secret_key", "session_token")
 
 
+def absolute_root(root: str | os.PathLike[str]) -> str:
+    """``root`` as other processes (workers, later runs) can reopen it: a URI as is, a folder made absolute."""
+    text = os.fspath(root)
+    return text if "://" in text else str(Path(text).resolve())
+
+
 def _open_root(root: str) -> tuple[pafs.FileSystem, str]:
     if "://" not in root:
         return pafs.LocalFileSystem(), root

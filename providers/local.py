@@ -73,7 +73,7 @@ def _load(name: str, path: Path, settings: Settings) -> LoadedModel:
         ) from None
     started = time.perf_counter()
     try:
-        with _plain_cpu_buffers_on_amx_hosts():
+        with plain_cpu_buffers_on_amx_hosts():
             llama = Llama(
                 model_path=str(path),
                 n_ctx=settings.local_context,
@@ -94,7 +94,7 @@ def cpu_has_amx() -> bool:
 
 
 @contextmanager
-def _plain_cpu_buffers_on_amx_hosts() -> Iterator[None]:
+def plain_cpu_buffers_on_amx_hosts() -> Iterator[None]:
     """On a CPU with AMX, load weights into plain CPU buffers instead of llama.cpp's AMX buffers.
 
     With AMX buffers the first multi-token decode segfaults on some hosts (reproduced on this

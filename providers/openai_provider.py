@@ -51,34 +51,39 @@ def chat_completion(
     )
 
 
-class OpenAIProvider:
-    name = "openai"
+class ChatCompletionsProvider:
+    """A provider over an SDK with OpenAI's Chat Completions surface (``openai``, ``groq``).
 
-    def __init__(self, settings: Settings, *, api_key: str, token_param: TokenParam) -> None:
+    Subclasses name the SDK module (its client class and its error classes) and the field that
+    carries the output budget.
+    """
+
+    name: str
+    sdk: Any  # the SDK module: its OpenAI/Groq client class and its stainless error classes
+    client_class: str
+
+    def __init__(self, settings: Settings, *, api_key: str, base_url: str | None) -> None:
         self.settings = settings
-        # Which field carries the output budget: api.openai.com wants max_completion_tokens (its
-        # reasoning models reject max_tokens); compatible servers know only max_tokens.
-        self.token_param = token_param
-        self.failures = Failures(self.name, settings, settings.openai_base_url)
-        self.client = openai.OpenAI(
+        self.failures = Failures(self.name, settings, base_url)
+        self.client = getattr(self.sdk, self.client_class)(
             api_key=api_key,
-            base_url=settings.openai_base_url,
+            base_url=base_url,
             timeout=settings.call_timeout_s,
             max_retries=0,  # providers.calling owns the one retry loop
         )
 
+    def budget(self, max_tokens: int) -> dict[str, Any]:
+        return {"max_tokens": max_tokens}
+
     def complete(self, messages: Sequence[Message], model: str, **params: Any) -> Completion:
         max_tokens, temperature = generation_params(self.settings, params)
         started = time.perf_counter()
-        with self.failures.translating(lambda exc: self.failures.from_stainless(exc, openai, model=model)):
+        with self.failures.translating(lambda exc: self.failures.from_stainless(exc, self.sdk, model=model)):
             response = self.client.chat.completions.create(
                 model=model,
                 messages=chat_messages(messages),
                 temperature=temperature,
-                max_tokens=max_tokens if self.token_param == "max_tokens" else openai.omit,
-                max_completion_tokens=max_tokens
-                if self.token_param == "max_completion_tokens"
-                else openai.omit,
+                **self.budget(max_tokens),
             )
         return chat_completion(
             response,
@@ -87,6 +92,21 @@ class OpenAIProvider:
             latency_s=time.perf_counter() - started,
             failures=self.failures,
         )
+
+
+class OpenAIProvider(ChatCompletionsProvider):
+    name = "openai"
+    sdk = openai
+    client_class = "OpenAI"
+
+    def __init__(self, settings: Settings, *, api_key: str, token_param: TokenParam) -> None:
+        # Which field carries the output budget: api.openai.com wants max_completion_tokens (its
+        # reasoning models reject max_tokens); compatible servers know only max_tokens.
+        self.token_param = token_param
+        super().__init__(settings, api_key=api_key, base_url=settings.openai_base_url)
+
+    def budget(self, max_tokens: int) -> dict[str, Any]:
+        return {self.token_param: max_tokens}
 
 
 @PROVIDERS.register("openai")

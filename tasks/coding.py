@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
@@ -121,4 +119,4 @@ def run_tests(
 
 
 def traces_root(traces_dir: str | None) -> str:
-    return str(Path(traces_dir) if traces_dir else get_settings().traces_dir)
+    return traces_dir or get_settings().traces_dir

@@ -261,7 +261,9 @@ def check_generated(code: str, task_: Task, backend: SandboxBackend) -> Checked:
 
 
 def generated_dir(traces_dir: str, run_id: str) -> Path:
-    return Path(traces_dir) / "generated" / run_id / "tests"
+    """A local folder (the sandbox copies tests from disk): beside the traces, or in the cache for a remote store."""
+    base = get_settings().cache_dir if "://" in traces_dir else Path(traces_dir)
+    return base / "generated" / run_id / "tests"
 
 
 @task(name="generate-tests", cache_policy=NO_CACHE)

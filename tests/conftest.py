@@ -53,7 +53,14 @@ def prefect_api() -> Iterator[str]:
     """A real ``prefect server`` on loopback for the session; in-process flows and CLI runs report to it."""
     port = free_port()
     home = Path(tempfile.mkdtemp(prefix="orch-prefect-server-"))
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    url = f"http://127.0.0.1:{port}/api"
+    # PREFECT_UI_API_URL: the address the UI in a browser calls back (its default guesses the wrong port).
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(home),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_UI_API_URL": url,
+    }
     env.pop("PREFECT_API_URL", None)
     log = open(home / "server.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(
@@ -62,7 +69,6 @@ def prefect_api() -> Iterator[str]:
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    url = f"http://127.0.0.1:{port}/api"
     try:
         wait_http_ok(f"{url}/health", 120, proc)
         previous = os.environ.get("PREFECT_API_URL")
@@ -80,6 +86,14 @@ def prefect_api() -> Iterator[str]:
             proc.kill()
         log.close()
         shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def fresh_settings() -> None:
+    """Settings are read once per process; tests that set ORCH_* variables need them read again."""
+    from orchestrator.settings import get_settings
+
+    get_settings.cache_clear()
 
 
 @pytest.fixture

@@ -8,8 +8,7 @@ from typing import Annotated
 import typer
 
 from orchestrator.cli import app, err_console
-from orchestrator.settings import get_settings
-from orchestrator.traces import TraceStore
+from orchestrator.cli.options import TracesOption, open_store
 
 pairs_app = typer.Typer(help="Preference pairs from the judge's verdicts (DPO training data).", no_args_is_help=True)
 app.add_typer(pairs_app, name="pairs")
@@ -26,12 +25,12 @@ def export(
     ] = False,
     min_margin: Annotated[float, typer.Option(help="Only pairs at least this far apart (0..1).")] = 0.0,
     workflow: Annotated[str | None, typer.Option(help="Only pairs of this workflow.")] = None,
-    traces: Annotated[Path | None, typer.Option(help="Trace folder (default ORCH_TRACES_DIR or ./traces).")] = None,
+    traces: TracesOption = None,
 ) -> None:
     """Write prompt/chosen/rejected records that TRL's DPOTrainer (and `datasets`) load as they are."""
     from tasks.pairs import export_pairs, format_for
 
-    store = TraceStore(traces or get_settings().traces_dir)
+    store = open_store(traces)
     kind = format_for(out, fmt)
     count = export_pairs(store, out, fmt=kind, conversational=conversational, min_margin=min_margin, workflow=workflow)
     form = "conversational" if conversational else "standard"

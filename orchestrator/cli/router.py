@@ -10,13 +10,12 @@ from rich.console import Console
 from rich.table import Table
 
 from orchestrator.cli import app, err_console
+from orchestrator.cli.options import TracesOption, open_store
 from orchestrator.settings import get_settings
-from orchestrator.traces import TraceStore
 
 router_app = typer.Typer(help="The learned router (routes with no model call).", no_args_is_help=True)
 app.add_typer(router_app, name="router")
 
-TracesOption = Annotated[Path | None, typer.Option("--traces", help="Trace folder (default ORCH_TRACES_DIR or ./traces).")]
 NeighboursOption = Annotated[int | None, typer.Option(help="Similar tasks consulted (default ORCH_LEARNED_ROUTER_NEIGHBOURS).")]
 MarginOption = Annotated[
     float | None, typer.Option(help="Quality a cheaper model may give up (default ORCH_LEARNED_ROUTER_MARGIN).")
@@ -40,7 +39,7 @@ def train(
 
     settings = get_settings()
     router = fit_router(
-        TraceStore(traces or settings.traces_dir),
+        open_store(traces),
         neighbours=neighbours or settings.learned_router_neighbours,
         margin=settings.learned_router_margin if margin is None else margin,
     )
@@ -67,7 +66,7 @@ def evaluate(
 
     settings = get_settings()
     report = evaluate_router(
-        read_traces(TraceStore(traces or settings.traces_dir)),
+        read_traces(open_store(traces)),
         neighbours=neighbours or settings.learned_router_neighbours,
         margin=settings.learned_router_margin if margin is None else margin,
         folds=folds,

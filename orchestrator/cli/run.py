@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from orchestrator.cli import app, err_console
+from orchestrator.cli.options import TracesOption
 from orchestrator.errors import UserInputError
 from orchestrator.records import RunSummary, WorkerSpec
 from orchestrator.settings import Settings, get_settings
@@ -86,7 +87,7 @@ def run(
     ] = None,
     sandbox: Annotated[str, typer.Option(help="auto | local | docker")] = "auto",
     max_rounds: Annotated[int | None, typer.Option(help="Rounds of fix (1..4).")] = None,
-    traces: Annotated[Path | None, typer.Option(help="Trace folder (default ORCH_TRACES_DIR or ./traces).")] = None,
+    traces: TracesOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
 ) -> int:
     """Run one task; exit 0 when it passes, 1 when it completed but failed, 2 on bad input."""
@@ -120,7 +121,7 @@ def run(
             router=None if workers else mode,
             max_rounds=rounds,
             sandbox=backend.name,
-            traces_dir=str(traces or settings.traces_dir),
+            traces_dir=traces or settings.traces_dir,
         )
     if as_json:
         print(summary_json(summary))

@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from orchestrator.cli import app, err_console
+from orchestrator.cli.options import TracesOption, open_store
 from orchestrator.cli.run import build_workers
 from orchestrator.errors import OrchestratorError, UserInputError
 from orchestrator.records import new_id
@@ -117,9 +118,7 @@ def sweep(
     resume: Annotated[
         bool, typer.Option(help="Resume the latest sweep of this name (skip what finished).")
     ] = False,
-    traces: Annotated[
-        Path | None, typer.Option(help="Trace folder (default ORCH_TRACES_DIR or ./traces).")
-    ] = None,
+    traces: TracesOption = None,
     executor: Annotated[
         str, typer.Option(help="local (this process) | deployment (the pool's workers).")
     ] = "local",
@@ -137,7 +136,7 @@ def sweep(
     workers = (
         build_workers(settings, provider, model, replay, worker) if any_worker_option or not router else []
     )
-    store = TraceStore(traces or settings.traces_dir)
+    store = open_store(traces)
     try:
         params = SweepParams.model_validate(
             {

@@ -9,10 +9,9 @@ import typer
 from rich.console import Console
 
 from orchestrator.cli import app
+from orchestrator.cli.options import TracesOption, open_store
 from orchestrator.errors import UserInputError
-from orchestrator.settings import get_settings
 from orchestrator.taskspec import load_task
-from orchestrator.traces import TraceStore
 from tasks import question_records as _tables  # noqa: F401  (registers the tables, for `orchestrator traces` too)
 
 tests_app = typer.Typer(help="Tests generated for coding tasks that had none.", no_args_is_help=True)
@@ -23,7 +22,7 @@ app.add_typer(tests_app, name="tests")
 def promote(
     run_id: Annotated[str, typer.Argument(help="The run whose generated tests to keep.")],
     task_dir: Annotated[Path, typer.Argument(help="The task folder the run was for.")],
-    traces: Annotated[Path | None, typer.Option(help="Trace folder (default ORCH_TRACES_DIR or ./traces).")] = None,
+    traces: TracesOption = None,
     keep_suspect: Annotated[bool, typer.Option(help="Keep tests the run flagged as suspect.")] = False,
     force: Annotated[bool, typer.Option(help="Overwrite a test file of the same name.")] = False,
 ) -> None:
@@ -31,7 +30,7 @@ def promote(
     from tasks.testgen import remove_tests
 
     task = load_task(task_dir, require_tests=False)
-    store = TraceStore(traces or get_settings().traces_dir)
+    store = open_store(traces)
     accepted = [r for r in store.rows("generated_tests", run_id=run_id) if r["accepted"]]
     if not accepted:
         raise UserInputError(f"run {run_id}: no accepted generated tests in {store.root}; check the run id and --traces")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated
 
 import duckdb
@@ -12,14 +11,13 @@ from rich.console import Console
 from rich.table import Table
 
 from orchestrator.cli import app
+from orchestrator.cli.options import TracesOption, open_store
 from orchestrator.errors import UserInputError
-from orchestrator.settings import get_settings
-from orchestrator.traces import TABLES, TraceStore
+from orchestrator.traces import TABLES
 
 traces_app = typer.Typer(help="Query the trace tables (Parquet) with DuckDB.", no_args_is_help=True)
 app.add_typer(traces_app, name="traces")
 
-TracesOption = Annotated[Path | None, typer.Option("--traces", help="Trace folder (default: ORCH_TRACES_DIR or ./traces).")]
 
 
 @traces_app.command("sql")
@@ -29,7 +27,7 @@ def sql(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object a row.")] = False,
 ) -> None:
     """Run SQL over the trace tables (each table is a view)."""
-    store = TraceStore(traces or get_settings().traces_dir)
+    store = open_store(traces)
     try:
         columns, rows = store.sql(query)
     except duckdb.Error as exc:
@@ -47,7 +45,7 @@ def sql(
 @traces_app.command("tables")
 def tables(traces: TracesOption = None) -> None:
     """List the tables with their row and file counts."""
-    store = TraceStore(traces or get_settings().traces_dir)
+    store = open_store(traces)
     table = Table("table", "files", "rows")
     for name in TABLES:
         table.add_row(name, str(len(store.files(name))), str(store.read(name).num_rows))

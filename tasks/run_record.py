@@ -1,0 +1,94 @@
+"""The end of every workflow flow: the ``runs`` row and the run's summary artifact in the Prefect UI."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime
+
+from prefect.artifacts import create_markdown_artifact
+from prefect.runtime import flow_run
+
+from orchestrator.records import RunRow, RunSummary, WorkerSpec, utcnow
+from orchestrator.taskspec import Task
+from orchestrator.traces import TraceStore
+
+
+def sum_cost(values: list[float | None]) -> float | None:
+    """Total cost; unknown (None) when any part is unknown, since a partial sum would understate it."""
+    return None if any(v is None for v in values) else round(sum(v for v in values if v is not None), 10)
+
+
+def artifact_key(task_id: str) -> str:
+    """One key per task, so the UI shows a task's runs over time (keys allow a-z, 0-9 and dashes)."""
+    return "run-" + (re.sub(r"[^a-z0-9]+", "-", task_id.lower()).strip("-") or "task")
+
+
+def _money(value: float | None) -> str:
+    return "unknown" if value is None else f"${value:.6f}"
+
+
+def summary_markdown(summary: RunSummary) -> str:
+    verdict = "passed" if summary.passed else ("error" if summary.error else "failed")
+    lines = [
+        f"### {summary.task_id} ({summary.workflow}): **{verdict}**",
+        "",
+        f"run `{summary.run_id}` · {summary.rounds} round(s) · sandbox {summary.sandbox or 'none'} · "
+        f"{summary.duration_s:.1f} s · {summary.prompt_tokens}+{summary.completion_tokens} tokens · "
+        f"cost {_money(summary.cost_usd)}",
+        "",
+        "| candidate | worker | passed | rounds | tokens | cost | error |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for c in summary.candidates:
+        best = " (best)" if c.candidate_id == summary.best_candidate else ""
+        error = (c.error or "").replace("|", "\\|").replace("\n", " ")[:120]
+        lines.append(
+            f"| `{c.candidate_id[:8]}`{best} | {c.worker} | {c.passed} | {c.rounds} | "
+            f"{c.prompt_tokens}+{c.completion_tokens} | {_money(c.cost_usd)} | {error} |"
+        )
+    if summary.error:
+        lines += ["", f"error: {summary.error}"]
+    return "\n".join(lines)
+
+
+def record_run(
+    summary: RunSummary,
+    task: Task,
+    workers: list[WorkerSpec],
+    traces: str,
+    sweep_id: str | None,
+    started_at: datetime,
+) -> None:
+    """Write the run's row (last, so a run with a row is a finished run) and publish its summary."""
+    TraceStore(traces).write(
+        "runs",
+        [
+            RunRow(
+                run_id=summary.run_id,
+                task_id=summary.task_id,
+                workflow=summary.workflow,
+                task_dir=str(task.folder),
+                status="error" if summary.error else "completed",
+                passed=summary.passed,
+                rounds=summary.rounds,
+                candidates=len(summary.candidates),
+                prompt_tokens=summary.prompt_tokens,
+                completion_tokens=summary.completion_tokens,
+                cost_usd=summary.cost_usd,
+                duration_s=summary.duration_s,
+                sandbox=summary.sandbox,
+                workers=json.dumps([w.label for w in workers]),
+                sweep_id=sweep_id,
+                flow_run_id=str(flow_run.get_id() or ""),
+                error=summary.error,
+                started_at=started_at,
+                finished_at=utcnow(),
+            )
+        ],
+    )
+    create_markdown_artifact(
+        summary_markdown(summary),
+        key=artifact_key(summary.task_id),
+        description=f"Run {summary.run_id} of {summary.task_id}: verdict, rounds, tokens, cost",
+    )
