@@ -110,8 +110,8 @@ def test_missing_key_is_a_clear_error_before_any_work(cli, task_copy, traces_dir
 
 SECRET = "sk-proj-SECRETVALUE-7f3a9c"
 LEAKY = (
-    "```python\nimport os\n\nprint('ENV DUMP', dict(os.environ))\n\n"
-    "def is_palindrome(text):\n    print(dict(os.environ))\n    return False\n```"
+    "```python\nimport os\n\n\n"
+    "def is_palindrome(text):\n    print('ENV DUMP', dict(os.environ))\n    return False\n```"
 )
 
 

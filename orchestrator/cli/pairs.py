@@ -34,4 +34,4 @@ def export(
     kind = format_for(out, fmt)
     count = export_pairs(store, out, fmt=kind, conversational=conversational, min_margin=min_margin, workflow=workflow)
     form = "conversational" if conversational else "standard"
-    err_console.print(f"wrote {count} preference pair(s) to {out} ({form}, {kind})", highlight=False)
+    err_console.print(f"wrote {count} preference pair(s) to {out} ({form}, {kind})", highlight=False, soft_wrap=True)

@@ -48,7 +48,7 @@ def train(
     for name, stats in router.file.models.items():
         table.add_row(name, str(stats.tasks), f"{stats.quality:.3f}", f"{stats.cost:.6g}")
     Console().print(table)
-    err_console.print(f"trained on {len(router.file.examples)} task(s); saved to {path}", highlight=False)
+    err_console.print(f"trained on {len(router.file.examples)} task(s); saved to {path}", highlight=False, soft_wrap=True)
 
 
 @router_app.command("eval")
@@ -87,4 +87,4 @@ def evaluate(
     table.add_row("APGR", "n/a" if report.apgr is None else f"{report.apgr:.3f} (random routing: 0.500)")
     Console().print(table)
     if report.note:
-        err_console.print(f"note: {report.note}", highlight=False)
+        err_console.print(f"note: {report.note}", highlight=False, soft_wrap=True)
