@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 
@@ -30,6 +31,21 @@ def test_correct_replay_passes(cli, task_copy, tmp_path, traces_dir):
     assert [(c["provider"], c["purpose"], c["ok"]) for c in calls] == [("replay", "solve", True)]
     attempts = store.rows("attempts", run_id=out["run_id"])
     assert len(attempts) == 1 and attempts[0]["passed"] and attempts[0]["report_found"]
+    # The Prefect UI gets the run's summary as a markdown artifact of the flow run.
+    [artifact] = asyncio.run(_artifacts_of(store.rows("runs", run_id=out["run_id"])[0]["flow_run_id"]))
+    assert artifact.key == "run-task-001" and artifact.type == "markdown"
+    assert "### task_001 (coding): **passed**" in artifact.data and out["run_id"] in artifact.data
+    assert "| replay:" in artifact.data  # one table row per candidate
+
+
+async def _artifacts_of(flow_run_id: str) -> list:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    async with get_client() as client:
+        return await client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+        )
 
 
 def test_wrong_replay_fails_with_every_attempt_recorded(cli, task_copy, tmp_path, traces_dir):
