@@ -142,3 +142,21 @@ def test_ephemeral_mode_without_a_server(task_copy, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["passed"] is True
+
+
+def test_main_job_local_default_model_solves_or_honestly_fails(cli, task_copy, traces_dir):
+    """The README's main command on the embedded default model (one round, kept short): the model's
+    code is run by pytest in the sandbox and every step is traced, whatever the model wrote."""
+    task = task_copy("task_001")
+    proc = cli("run", str(task), "--max-rounds", "1", "--sandbox", "local", "--json", env={"ORCH_MAX_TOKENS": "256"})
+    assert proc.returncode in (0, 1), proc.stderr
+    out = json.loads(proc.stdout)
+    (cand,) = out["candidates"]
+    assert cand["worker"] == "local:qwen2.5-coder-0.5b:solver" and cand["error"] is None
+    store = TraceStore(traces_dir)
+    (call,) = store.rows("calls", run_id=out["run_id"])
+    assert (call["provider"], call["ok"]) == ("local", True)
+    assert call["prompt_tokens"] > 0 and call["completion_tokens"] > 0 and call["cost_usd"] == 0
+    (attempt,) = store.rows("attempts", run_id=out["run_id"])
+    assert attempt["report_found"] and attempt["code"].strip()
+    assert attempt["passed"] is out["passed"] and (proc.returncode == 0) is out["passed"]
