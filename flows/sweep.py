@@ -25,7 +25,7 @@ from prefect.runtime import flow_run as current_flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field, field_validator
 
-from flows.run_task import run_task_flow
+from flows.registry import WORKFLOW_FLOWS
 from orchestrator.records import WorkerSpec, new_id
 from orchestrator.settings import get_settings
 from orchestrator.taskspec import Workflow
@@ -112,7 +112,9 @@ def _via_subflow(
     item: WorkItem, params: SweepParams, sweep_id: str, traces: str, sandbox: str, run_id: str
 ) -> Any:
     label = f"{item.task_id}#{item.sample}"
-    return run_task_flow.with_options(flow_run_name=lambda: label)(
+    # The workflow's own flow, not run-task: one flow run per task instead of two.
+    workflow_flow = WORKFLOW_FLOWS[item.workflow]
+    return workflow_flow.with_options(flow_run_name=lambda: label)(
         task_dir=item.task_dir,
         workers=params.workers or None,
         router=params.router,
