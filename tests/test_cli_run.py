@@ -16,7 +16,7 @@ GOOD = "```python\nimport re\n\ndef is_palindrome(text):\n    s = re.sub(r'[^a-z
 WRONG = "```python\ndef is_palindrome(text):\n    return text == text[::-1]\n```"
 
 
-def test_correct_replay_passes(cli, task_copy, tmp_path, traces_dir):
+def test_correct_replay_passes(cli, task_copy, tmp_path, traces_dir, prefect_api):
     task = task_copy("task_001")
     replay = write_replay(tmp_path / "good.jsonl", "task_001", GOOD)
     proc = cli("run", str(task), "--provider", "replay", "--replay", str(replay), "--sandbox", "local", "--json")
@@ -32,17 +32,19 @@ def test_correct_replay_passes(cli, task_copy, tmp_path, traces_dir):
     attempts = store.rows("attempts", run_id=out["run_id"])
     assert len(attempts) == 1 and attempts[0]["passed"] and attempts[0]["report_found"]
     # The Prefect UI gets the run's summary as a markdown artifact of the flow run.
-    [artifact] = asyncio.run(_artifacts_of(store.rows("runs", run_id=out["run_id"])[0]["flow_run_id"]))
+    flow_run_id = store.rows("runs", run_id=out["run_id"])[0]["flow_run_id"]
+    [artifact] = asyncio.run(_artifacts_of(prefect_api, flow_run_id))
     assert artifact.key == "run-task-001" and artifact.type == "markdown"
     assert "### task_001 (coding): **passed**" in artifact.data and out["run_id"] in artifact.data
     assert "| replay:" in artifact.data  # one table row per candidate
 
 
-async def _artifacts_of(flow_run_id: str) -> list:
-    from prefect.client.orchestration import get_client
+async def _artifacts_of(api_url: str, flow_run_id: str) -> list:
+    from prefect.client.orchestration import PrefectClient
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
-    async with get_client() as client:
+    # The server's URL, explicitly: this process's Prefect settings may predate the fixture's env.
+    async with PrefectClient(api=api_url) as client:
         return await client.read_artifacts(
             artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
         )

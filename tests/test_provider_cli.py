@@ -144,9 +144,9 @@ def test_api_key_reaches_no_trace_log_artifact_or_sandbox(cli, task_copy, traces
             texts.append(path.read_bytes().decode("latin-1"))
 
     async def logs_and_artifacts() -> list[str]:
-        from prefect.client.orchestration import get_client
+        from prefect.client.orchestration import PrefectClient
 
-        async with get_client() as client:
+        async with PrefectClient(api=prefect_api) as client:
             logs = await client.read_logs(limit=200)
             artifacts = await client.read_artifacts(limit=200)
         return [log.message for log in logs] + [json.dumps(a.data, default=str) for a in artifacts]
