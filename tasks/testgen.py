@@ -260,9 +260,9 @@ def check_generated(code: str, task_: Task, backend: SandboxBackend) -> Checked:
     return checked
 
 
-def generated_dir(traces_dir: str, run_id: str) -> Path:
+def generated_dir(store: TraceStore, run_id: str) -> Path:
     """A local folder (the sandbox copies tests from disk): beside the traces, or in the cache for a remote store."""
-    base = get_settings().cache_dir if "://" in traces_dir else Path(traces_dir)
+    base = get_settings().cache_dir if store.remote else Path(store.root)
     return base / "generated" / run_id / "tests"
 
 
@@ -300,7 +300,7 @@ def generate_tests(
             accepted=checked.accepted_code is not None, problem=checked.problem,
         )
         if checked.accepted_code is not None:
-            folder = generated_dir(traces_dir, run_id)
+            folder = generated_dir(store, run_id)
             folder.mkdir(parents=True, exist_ok=True)
             (folder / GENERATED_FILE).write_text(checked.accepted_code, encoding="utf-8")
             row.folder = str(folder)

@@ -259,3 +259,16 @@ def test_workflow_filter_selects_by_workflow(tmp_path):
     assert [t.id for t in select_tasks(str(root))] == ["q1", "task_001", "task_002"]
     assert [t.id for t in select_tasks(str(root), ["reasoning"])] == ["q1"]
     assert [t.id for t in select_tasks(f"{root}/task_00*")] == ["task_001", "task_002"]
+
+
+def test_sweep_picks_workers_like_run(cli, tmp_path, traces_dir):
+    """No worker option: the router of ORCH_ROUTER_MODE routes (checked before any work), as for `run`."""
+    root = tasks_dir(tmp_path, "task_001")
+    missing = tmp_path / "no-router.json"
+    routed = cli("sweep", str(root), "--sandbox", "local",
+                 env={"ORCH_ROUTER_MODE": "learned", "ORCH_LEARNED_ROUTER_PATH": str(missing)})
+    assert routed.returncode == 2, routed.stderr
+    assert f"no learned router at {missing}" in routed.stderr.replace("\n", "")
+    both = cli("sweep", str(root), "--router", "hint", "--replay", str(tmp_path / "r.jsonl"), "--sandbox", "local")
+    assert both.returncode == 2 and "--router picks the workers" in both.stderr
+    assert not traces_dir.exists()

@@ -43,6 +43,23 @@ def build_workers(
     return [WorkerSpec(provider=provider or settings.provider, model=model or settings.model)]
 
 
+def choose_workers(
+    settings: Settings,
+    provider: str | None,
+    model: str | None,
+    replay: Path | None,
+    worker: list[str] | None,
+    router: str | None,
+) -> tuple[list[WorkerSpec], str | None]:
+    """Explicit workers (any worker option) and no mode, or no workers and the router mode
+    (``--router``, else ORCH_ROUTER_MODE): the same choice for ``run`` and ``sweep``."""
+    if not (worker or provider or model or replay):
+        return [], router or settings.router_mode
+    if router:
+        raise UserInputError("--router picks the workers; drop it, or drop --worker/--provider/--model/--replay")
+    return build_workers(settings, provider, model, replay, worker), None
+
+
 def print_summary(summary: RunSummary, console: Console) -> None:
     verdict = "[green]PASSED[/green]" if summary.passed else "[red]FAILED[/red]"
     console.print(
@@ -100,12 +117,8 @@ def run(
     if not 1 <= rounds <= 4:
         raise UserInputError(f"--max-rounds {rounds}: must be between 1 and 4")
     task = load_task(task_dir, require_tests=False)  # a coding task without tests gets generated ones
-    explicit = bool(worker or provider or model or replay)
-    if explicit and router:
-        raise UserInputError("--router picks the workers; drop it, or drop --worker/--provider/--model/--replay")
-    mode = router or settings.router_mode
-    workers = build_workers(settings, provider, model, replay, worker) if explicit else None
-    if workers:
+    workers, mode = choose_workers(settings, provider, model, replay, worker, router)
+    if mode is None:
         preflight(workers, settings)
     else:
         check_router(mode, settings)
@@ -117,8 +130,8 @@ def run(
     with err_console.status(f"running {task.id} with {who} ({backend.name} sandbox)"):
         summary = run_task_flow(
             task_dir=str(task.folder),
-            workers=workers,
-            router=None if workers else mode,
+            workers=workers or None,
+            router=mode,
             max_rounds=rounds,
             sandbox=backend.name,
             traces_dir=traces or settings.traces_dir,

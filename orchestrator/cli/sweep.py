@@ -15,7 +15,7 @@ from rich.table import Table
 
 from orchestrator.cli import app, err_console
 from orchestrator.cli.options import TracesOption, open_store
-from orchestrator.cli.run import build_workers
+from orchestrator.cli.run import choose_workers
 from orchestrator.errors import OrchestratorError, UserInputError
 from orchestrator.records import new_id
 from orchestrator.settings import get_settings
@@ -132,10 +132,7 @@ def sweep(
     from tasks.sweep_ledger import sweeps
 
     settings = get_settings()
-    any_worker_option = bool(provider or model or replay or worker)
-    workers = (
-        build_workers(settings, provider, model, replay, worker) if any_worker_option or not router else []
-    )
+    workers, router = choose_workers(settings, provider, model, replay, worker, router)
     store = open_store(traces)
     try:
         params = SweepParams.model_validate(
