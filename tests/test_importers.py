@@ -36,7 +36,7 @@ def test_humaneval_imports_all_164_as_valid_task_folders(humaneval_dir):
     # the hidden check is never among the files a model sees
     assert "def check(candidate)" not in json.dumps(zero.starter_files()) + zero.prompt
     with_examples = [t for t in tasks.values() if t.has_tests]
-    assert len(with_examples) == 122
+    assert len(with_examples) == 137
 
 
 def test_docstring_examples_take_doctests_and_prose_examples_but_not_definitions():
@@ -47,6 +47,23 @@ def test_docstring_examples_take_doctests_and_prose_examples_but_not_definitions
         '    tri(3) = [1, 3, 2, 8]\n    tri(abc) = 2\n    tri(2) ➞ [1, 3, 2] # comment\n    """\n'
     )
     assert docstring_examples(prose, "tri") == [("tri(3)", "[1, 3, 2, 8]"), ("tri(2)", "[1, 3, 2]")]
+
+
+def test_docstring_examples_take_sentences_and_headingless_arrows_but_not_headingless_definitions():
+    sentences = (
+        'def multiply(a, b):\n    """Examples:\n    multiply(148, 412) should return 16.\n'
+        '    multiply(1, 2) should return the product.\n    check("a.txt") # => \'Yes\'\n    """\n'
+    )
+    assert docstring_examples(sentences, "multiply") == [("multiply(148, 412)", "16")]
+    named = (
+        'def f(lst):\n    """Examples:\n    For lst = [1,2,3] the output should be 14\n'
+        '    For N = 150, the sum of digits will be 6 the output should be "110".\n    """\n'
+    )
+    assert docstring_examples(named, "f") == [("f([1,2,3])", "14")]  # N is not f's parameter
+    digits = 'def solve(N):\n    """Example\n    For N = 150, the sum of digits will be 6 the output should be "110".\n    """\n'
+    assert docstring_examples(digits, "solve") == [("solve(150)", '"110"')]
+    no_heading = 'def g(a, b):\n    """Rotations.\n    g("ab","ba") => True\n    g(1, 2) = 3\n    """\n'
+    assert docstring_examples(no_heading, "g") == [('g("ab","ba")', "True")]
 
 
 def test_import_cli_refuses_to_overwrite_and_writes_the_canonical_replay(cli, tmp_path):

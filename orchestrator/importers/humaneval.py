@@ -19,9 +19,18 @@ from orchestrator.importers import BENCHMARKS, TaskFolder, package_file, read_js
 DATA = "data/HumanEval.jsonl.gz"
 ENTRY = "solution.py"
 
-# One-line examples written as prose in many docstrings: `f(1, 2) == 3`, `f(x) ➞ y`, `f(x) => y`.
+# One-line examples written as prose in many docstrings: `f(1, 2) == 3`, `f(x) ➞ y`, `f(x) => y`,
+# `f(x) should return y.`, `f(x) # => y`.
 _ARROW_EXAMPLE = re.compile(
-    r"^\s*(?:[*-]\s*|for\s+|assert\s+)?(?P<call>\w+\(.*\))\s*(?:==>|==|=>|➞|->|=)\s*(?P<want>.+?)\s*$"
+    r"^\s*(?:[*-]\s*|for\s+|assert\s+)?(?P<call>\w+\(.*\))\s*"
+    r"(?P<sep>==>|==|#\s*=>|=>|➞|->|=|\s+should\s+return\s+)\s*(?P<want>.+?)\s*$"
+)
+# Separators no definition uses (`tri(1) = 3` and `f(x) -> y` may be prose): examples that need no heading.
+_UNMISTAKABLE = ("==>", "==", "=>", "➞", "should")
+# `For lst = [1,2,3] the output should be 14` (the parameter named, then the result).
+_NAMED_EXAMPLE = re.compile(
+    r"^\s*for\s+(?P<name>\w+)\s*=\s*(?P<rest>.+?),?\s+the\s+output\s+should\s+be\s+(?P<want>.+?)\s*$",
+    re.IGNORECASE,
 )
 
 _EXAMPLES_HEADING = re.compile(r"^\s*(for\s+)?examples?\b", re.IGNORECASE)
@@ -119,9 +128,10 @@ def _doctest_pair(source: str, want: str, entry: str) -> tuple[str, str] | None:
 def docstring_examples(prompt: str, entry: str) -> list[tuple[str, str]]:
     """(call, expected) pairs from the entry function's docstring.
 
-    ``>>>`` examples when there are any; else one-line prose examples (``f(1) == 2``, ``f(x) ➞ y``)
-    found after the last "Example(s)" line, with literal arguments and a literal result, so that
-    definitions elsewhere in the text (``tri(1) = 3``) are not mistaken for examples.
+    ``>>>`` examples when there are any; else one-line prose examples (``f(1) == 2``, ``f(x) ➞ y``,
+    ``f(x) should return y.``, ``For x = 1 the output should be 2``) with literal arguments and a
+    literal result, found after the last "Example(s)" line, or anywhere when the docstring has no
+    such line but then only with a separator no definition uses (``tri(1) = 3`` is a definition).
     """
     doc = entry_docstring(prompt, entry)
     try:
@@ -137,14 +147,46 @@ def docstring_examples(prompt: str, entry: str) -> list[tuple[str, str]]:
         return pairs
     lines = doc.splitlines()
     headings = [i for i, line in enumerate(lines) if _EXAMPLES_HEADING.match(line)]
-    for line in lines[headings[-1] + 1 :] if headings else []:
-        match = _ARROW_EXAMPLE.match(line)
-        if match is None:
-            continue
-        call, want = match["call"], _strip_comment(match["want"])
-        if _literal_call(call, entry) and _is_literal(want):
-            pairs.append((call, want))
+    # after the last "Example(s)" line any separator counts; with no such line, only unmistakable ones
+    start = headings[-1] + 1 if headings else 0
+    params = entry_parameters(prompt, entry)
+    for line in lines[start:]:
+        pair = _prose_pair(line, entry, params, any_separator=bool(headings))
+        if pair is not None:
+            pairs.append(pair)
     return pairs
+
+
+def _prose_pair(line: str, entry: str, params: list[str], *, any_separator: bool) -> tuple[str, str] | None:
+    named = _NAMED_EXAMPLE.match(line)
+    if named is not None and params == [named["name"]]:
+        # the argument is the longest literal before the result (`For N = 150, the sum ... is 6`)
+        pieces = named["rest"].split(",")
+        arg = next(
+            (a for i in range(len(pieces), 0, -1) if _is_literal(a := ",".join(pieces[:i]).strip())), None
+        )
+        want = _literal_result(named["want"])
+        return (f"{entry}({arg})", want) if arg is not None and want is not None else None
+    match = _ARROW_EXAMPLE.match(line)
+    if match is None or not (any_separator or match["sep"].strip().startswith(_UNMISTAKABLE)):
+        return None
+    call, want = match["call"], _literal_result(_strip_comment(match["want"]))
+    return (call, want) if want is not None and _literal_call(call, entry) else None
+
+
+def _literal_result(text: str) -> str | None:
+    """``16.`` (a sentence's full stop) -> ``16``; None when no literal is left."""
+    for candidate in (text.rstrip(".").strip(), text):
+        if candidate and _is_literal(candidate):
+            return candidate
+    return None
+
+
+def entry_parameters(prompt: str, entry: str) -> list[str]:
+    for node in ast.walk(ast.parse(prompt)):
+        if isinstance(node, ast.FunctionDef) and node.name == entry:
+            return [a.arg for a in node.args.args]
+    return []
 
 
 def problem_to_task(problem: dict[str, Any]) -> TaskFolder:
