@@ -211,6 +211,12 @@ class Bench:
         return str(row["stdout"]) if row["exit_code"] == 0 else ""
 
 
+def assertion_lines(lines: list[str]) -> list[str]:
+    """The error and the compared values, without pytest's ``+  where 3.5 = eval(...)`` expansions
+    (a dump of the test's namespace that is noise to a model)."""
+    return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("+")]
+
+
 def first_failure(output: str) -> str:
     """The first failing test's assertion or error, from pytest's short traceback: what a fix needs.
 
@@ -224,7 +230,7 @@ def first_failure(output: str) -> str:
         start = headers[0]
         end = headers[1] if len(headers) > 1 else len(lines)
         section = lines[start:end]
-        errors = [line[1:].strip() for line in section if line.startswith("E ")]
+        errors = assertion_lines([line[1:] for line in section if line.startswith("E ")])
         title = section[0].strip("_ ").strip()
         return "\n".join([title, *errors[:FEEDBACK_LINES]])
     tail = [line for line in lines if line.strip() and not line.startswith("=")]
@@ -357,7 +363,7 @@ class HumanEvalRun:
             conversation = [
                 *messages,
                 Message(role="assistant", content=f"```python\n{last.code}```"),
-                fix_request(last.visible["feedback"]),
+                fix_request("\n".join(assertion_lines(last.visible["feedback"].splitlines()))),
             ]
             tried.append(
                 self.candidate(
@@ -392,7 +398,7 @@ class HumanEvalRun:
         tried = self.strategy(name)(spend, task)
         passing = [c for c in tried if c.visible is not None and c.visible_ok]
         # the first candidate that passes the visible tests, else the one that passes most of them
-        chosen = passing[0] if passing else max(reversed(tried), key=lambda c: c.visible_score)
+        chosen = passing[0] if passing else max(tried, key=lambda c: c.visible_score)  # ties: the earliest
         hidden = self.bench.verdict(Spend(), self.files(task, chosen.code), task.hidden_tests())
         return {
             "task_id": task.id,
