@@ -576,37 +576,39 @@ def main() -> int:
     stem = f"{args.benchmark}-{len(tasks)}" + (f"-{args.tag}" if args.tag else "")
     rows_path, summary_path = args.out / f"{stem}.rows.jsonl", args.out / f"{stem}.summary.jsonl"
     summaries: list[dict[str, Any]] = []
-    for name in [s.strip() for s in args.strategies.split(",") if s.strip()]:
-        strategy_label = label(args.benchmark, name, config)
-        rows: list[dict[str, Any]] = []
-        started = time.perf_counter()
-        for number, task in enumerate(tasks, start=1):
-            row = {"strategy": strategy_label, "merge": config.merge, **runner.run(name, task)}
-            rows.append(row)
-            if number % 10 == 0 or number == len(tasks):
-                done = summarise(rows)
-                print(
-                    f"  {strategy_label}: {number}/{len(tasks)} passed {done['passed']} tokens {done['tokens']} "
-                    f"({time.perf_counter() - started:.0f}s, {bench.new_calls} new calls)",
-                    flush=True,
-                )
+    names = [s.strip() for s in args.strategies.split(",") if s.strip()]
+    labels = {name: label(args.benchmark, name, config) for name in names}
+    rows: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+    started = time.perf_counter()
+    # Problem by problem, every strategy on each: a run stopped early still compares them on the same problems.
+    for number, task in enumerate(tasks, start=1):
+        for name in names:
+            row = {"strategy": labels[name], "merge": config.merge, **runner.run(name, task)}
+            rows[name].append(row)
+            with rows_path.open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps(row) + "\n")
+        marks = " ".join(f"{name}={'pass' if rows[name][-1]['passed'] else 'fail'}" for name in names)
+        print(
+            f"[{number}/{len(tasks)}] {task.id}: {marks} ({time.perf_counter() - started:.0f}s, "
+            f"{bench.new_calls} new calls)",
+            flush=True,
+        )
+    for name in names:
         summary = {
             "benchmark": args.benchmark,
             "subset": subset,
-            "strategy": strategy_label,
+            "strategy": labels[name],
             "merge": config.merge,
             "max_tokens": max_tokens,
-            **summarise(rows),
+            **summarise(rows[name]),
         }
         base = summaries[0] if summaries else summary
         summary["tokens_ratio"] = round(summary["tokens"] / base["tokens"], 2) if base["tokens"] else None
         summary["points_over_baseline"] = round(100 * (summary["pass_at_1"] - base["pass_at_1"]), 1)
         summary["wall_s"] = round(summary["model_s"] + summary["test_s"], 1)
         summaries.append(summary)
-        with rows_path.open("a", encoding="utf-8") as fh:
-            fh.writelines(json.dumps(r) + "\n" for r in rows)
-        with summary_path.open("a", encoding="utf-8") as fh:  # per strategy: a stopped run keeps what it did
-            fh.write(json.dumps(summary) + "\n")
+    with summary_path.open("a", encoding="utf-8") as fh:
+        fh.writelines(json.dumps(s) + "\n" for s in summaries)
     print_table(summaries)
     print(f"rows: {rows_path}\nsummary: {summary_path}")
     return 0
