@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import functools
 import hashlib
 import json
 import os
@@ -131,6 +132,10 @@ class Spend:
         self.tokens_by_model[model] = self.tokens_by_model.get(model, 0) + used
 
 
+class NotCached(Exception):
+    """A model call the cache does not hold, in an offline replay."""
+
+
 class Bench:
     def __init__(self, cache: Cache, max_tokens: int, timeout_s: float) -> None:
         self.cache = cache
@@ -140,6 +145,7 @@ class Bench:
         self.backend = get_backend("local", self.settings)
         self.limits = Limits(timeout_s=timeout_s)
         self.new_calls = 0
+        self.offline = False  # True: only what the cache holds (a replay that stops at the first miss)
 
     def call(
         self,
@@ -154,6 +160,8 @@ class Bench:
         params = {"max_tokens": self.max_tokens, "temperature": temperature, "seed": seed, "stop": stop}
         key = Cache.key(kind="call", model=model, messages=[m.model_dump() for m in messages], **params)
         reply = self.cache.get(key)
+        if reply is None and self.offline:
+            raise NotCached(model)
         if reply is None:
             done: Completion = self.provider.complete(messages, model, **params)
             reply = self.cache.put(
@@ -388,17 +396,18 @@ class HumanEvalRun:
         return table[name]
 
     def cascade(self, spend: Spend, task: Task) -> list[Candidate]:
+        strong = functools.partial(self.sample_filter, spend, task, STRONG, "flow", self.config.samples)
+        if (
+            not task.has_tests
+        ):  # no visible tests, no escalation signal: the weak model's answer is unverifiable
+            return strong()
         weak = self.sample_filter(spend, task, WEAK, "flow", 1)
-        if weak[-1].visible is not None and weak[-1].visible_ok:  # no visible tests: no signal, escalate
-            return weak
-        return [*weak, *self.sample_filter(spend, task, STRONG, "flow", self.config.samples)]
+        return weak if weak[-1].visible_ok else [*weak, *strong()]
 
     def run(self, name: str, task: Task) -> dict[str, Any]:
         spend = Spend()
         tried = self.strategy(name)(spend, task)
-        passing = [c for c in tried if c.visible is not None and c.visible_ok]
-        # the first candidate that passes the visible tests, else the one that passes most of them
-        chosen = passing[0] if passing else max(tried, key=lambda c: c.visible_score)  # ties: the earliest
+        chosen = choose(tried)
         hidden = self.bench.verdict(Spend(), self.files(task, chosen.code), task.hidden_tests())
         return {
             "task_id": task.id,
@@ -410,6 +419,13 @@ class HumanEvalRun:
             "chosen_model": chosen.model,
             **spend_fields(spend),
         }
+
+
+def choose(tried: list[Candidate]) -> Candidate:
+    """The first candidate that passes the visible tests, else the one that passes most of them
+    (ties: the earliest, so the greedy answer when nothing helps); without visible tests, the first."""
+    passing = [c for c in tried if c.visible_ok]
+    return passing[0] if passing else max(tried, key=lambda c: c.visible_score)
 
 
 def first_function(source: str) -> str | None:
@@ -551,6 +567,9 @@ def main() -> int:
     parser.add_argument("--cache", type=Path, default=None, help="Default: WORK/cache.jsonl.")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results", help="Where the JSONL go.")
     parser.add_argument("--tag", default="", help="Suffix of the results file name.")
+    parser.add_argument(
+        "--offline", action="store_true", help="Replay the cache only; stop at the first miss."
+    )
     args = parser.parse_args()
 
     limit = args.limit or (164 if args.benchmark == "humaneval" else 200)
@@ -563,6 +582,7 @@ def main() -> int:
         merge=not args.no_merge,
     )
     bench = Bench(Cache(args.cache or args.work / "cache.jsonl"), max_tokens=max_tokens, timeout_s=20.0)
+    bench.offline = args.offline
     tasks = list(
         selected(benchmark_tasks(args.benchmark, args.work / args.benchmark, limit), args.every, args.offset)
     )
@@ -582,11 +602,18 @@ def main() -> int:
     started = time.perf_counter()
     # Problem by problem, every strategy on each: a run stopped early still compares them on the same problems.
     for number, task in enumerate(tasks, start=1):
-        for name in names:
-            row = {"strategy": labels[name], "merge": config.merge, **runner.run(name, task)}
+        try:
+            done = {
+                name: {"strategy": labels[name], "merge": config.merge, **runner.run(name, task)}
+                for name in names
+            }
+        except NotCached as missing:
+            print(f"[{number}/{len(tasks)}] {task.id}: a {missing} call is not cached; --offline stops here")
+            break
+        for name, row in done.items():
             rows[name].append(row)
-            with rows_path.open("a", encoding="utf-8") as fh:
-                fh.write(json.dumps(row) + "\n")
+        with rows_path.open("a", encoding="utf-8") as fh:
+            fh.writelines(json.dumps(row) + "\n" for row in done.values())
         marks = " ".join(f"{name}={'pass' if rows[name][-1]['passed'] else 'fail'}" for name in names)
         print(
             f"[{number}/{len(tasks)}] {task.id}: {marks} ({time.perf_counter() - started:.0f}s, "
