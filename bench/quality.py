@@ -228,12 +228,12 @@ def assertion_lines(lines: list[str]) -> list[str]:
 def first_failure(output: str) -> str:
     """The first failing test's assertion or error, from pytest's short traceback: what a fix needs.
 
-    ``--tb=short`` prints a ``____ test_name[...] ____`` header per failure, source lines, then ``E ``
-    lines with the error; only the ``E`` lines of the first failure are kept (and the test id, which
-    names the example). A run with no such section (collection error, timeout) gives its last lines.
+    ``--tb=short`` prints a ``____ test_name[...] ____`` header per failure (a single ``_`` a side when
+    the id is long), source lines, then ``E `` lines with the error; only the ``E`` lines of the first
+    failure are kept (and the test id, which names the example). A run with no such section (collection error, timeout) gives its last lines.
     """
     lines = output.splitlines()
-    headers = [i for i, line in enumerate(lines) if re.match(r"^_{3,} .+ _{3,}$", line)]
+    headers = [i for i, line in enumerate(lines) if re.match(r"^_+ .+ _+$", line)]
     if headers:
         start = headers[0]
         end = headers[1] if len(headers) > 1 else len(lines)

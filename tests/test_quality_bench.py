@@ -70,6 +70,14 @@ def test_fix_feedback_is_the_first_failing_example_without_the_namespace_dump(qu
     assert "f(2)" not in feedback and "__builtins__" not in feedback  # one example, no eval dump
 
 
+def test_fix_feedback_finds_the_header_of_a_long_test_id(quality):
+    output = (
+        "F\n=== FAILURES ===\n_ test_docstring_example[f([1.0, 2.0, 3.0, 4.0, 5.0, 2.2, 9.0, 8.0, 7.0])-(2.0, 2.2)] _\n"
+        "solution.py:3: in f\n    return x_mean\nE   NameError: name 'x_mean' is not defined\n=== 1 failed ===\n"
+    )
+    assert quality.first_failure(output).splitlines()[1:] == ["NameError: name 'x_mean' is not defined"]
+
+
 def test_the_chosen_candidate_is_the_first_visible_pass_else_the_best_partial(quality):
     def candidate(passed: int, cases: int = 2) -> object:
         verdict = {"passed": passed == cases, "cases_passed": passed, "cases": cases}
