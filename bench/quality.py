@@ -658,7 +658,13 @@ def table_main(argv: list[str]) -> int:
     summaries = []
     for name, rows in by_strategy.items():
         kept = [rows[t] for t in rows if t in common]  # the same problems for every strategy
-        summary = {"strategy": name, "files": [str(p) for p in args.rows], **summarise(kept)}
+        summary = {
+            "benchmark": kept[0]["task_id"].split("/")[0].lower() if kept else "",
+            "subset": f"{len(args.rows)} row files merged",
+            "strategy": name,
+            "files": [p.name for p in args.rows],
+            **summarise(kept),
+        }
         base = summaries[0] if summaries else summary
         summary["tokens_ratio"] = round(summary["tokens"] / base["tokens"], 2) if base["tokens"] else None
         summary["points_over_baseline"] = round(100 * (summary["pass_at_1"] - base["pass_at_1"]), 1)
