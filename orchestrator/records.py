@@ -108,7 +108,7 @@ class RunRow(BaseModel):
     task_id: str
     workflow: str
     task_dir: str
-    status: str  # completed | failed | error
+    status: str  # completed | failed | error | stopped (a budget refused a call; resumable)
     passed: bool | None = None
     rounds: int = 0
     candidates: int = 0
@@ -143,6 +143,7 @@ class CallRow(BaseModel):
     cost_usd: float | None = None
     response_id: str | None = None
     fallback_from: str | None = None
+    cached: bool = False  # answered from the model-call cache: original tokens, cost 0, the hit's latency
     ts: datetime = Field(default_factory=utcnow)
 
 
@@ -210,6 +211,7 @@ class RunSummary(BaseModel):
     best_candidate: str | None = None
     candidates: list[CandidateResult] = Field(default_factory=list)
     error: str | None = None
+    stopped: str | None = None  # why the run stopped early, between model calls (its budget), else None
 
 
 # ---------------------------------------------------------------- routing and judging

@@ -8,7 +8,7 @@ from orchestrator.errors import UserInputError
 from orchestrator.records import WorkerRole, WorkerSpec
 from orchestrator.settings import Settings
 from providers.base import create_provider, provider_names
-from providers.pricing import price_table
+from providers.pricing import price_table, unit_prices
 
 ROLES: tuple[str, ...] = get_args(WorkerRole)
 
@@ -52,3 +52,21 @@ def preflight(workers: list[WorkerSpec], settings: Settings) -> None:
         check = getattr(provider, "check_model", None)
         if callable(check):
             check(worker.model)
+
+
+def unpriced_workers(
+    workers: list[WorkerSpec], router: str, workflows: list[str], settings: Settings
+) -> list[str]:
+    """``provider:model`` of every model a run may call that the price table has no entry for: the
+    explicit workers, else the router's model and its defaults for these workflows; and the judge."""
+    from tasks.route import LLM_MODES, default_workers, router_workers  # route imports this module
+
+    candidates = list(workers)
+    if not candidates:
+        candidates = router_workers(settings) if router in LLM_MODES else []
+        for workflow in workflows:
+            candidates += default_workers(router, workflow, settings)
+    if settings.judge_worker:
+        candidates.append(parse_worker(settings.judge_worker))
+    found = [f"{w.provider}:{w.model}" for w in candidates if unit_prices(w.provider, w.model, settings) is None]
+    return sorted(set(found))

@@ -24,6 +24,8 @@ _SESSION_HOME = Path(tempfile.mkdtemp(prefix="orch-prefect-home-"))
 os.environ.setdefault("PREFECT_HOME", str(_SESSION_HOME))
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+# The model-call cache of the session lives beside it, never in the user's ~/.cache.
+os.environ.setdefault("ORCH_CACHE_PATH", str(_SESSION_HOME / "calls.sqlite"))
 
 
 def free_port() -> int:

@@ -11,7 +11,14 @@ from rich.console import Console
 from rich.table import Table
 
 from orchestrator.cli import app, err_console
-from orchestrator.cli.options import TracesOption
+from orchestrator.cli.options import (
+    CacheOption,
+    IgnoreUnpricedOption,
+    MaxCostOption,
+    MaxTokensOption,
+    TracesOption,
+    check_budget,
+)
 from orchestrator.errors import UserInputError
 from orchestrator.records import RunSummary, WorkerSpec
 from orchestrator.settings import Settings, get_settings
@@ -81,6 +88,8 @@ def print_summary(summary: RunSummary, console: Console) -> None:
             (cand.error or "")[:80],
         )
     console.print(table)
+    if summary.stopped:
+        console.print(f"[yellow]stopped between calls:[/yellow] {summary.stopped}")
 
 
 def summary_json(summary: RunSummary) -> str:
@@ -106,6 +115,10 @@ def run(
     max_rounds: Annotated[int | None, typer.Option(help="Rounds of fix (1..4).")] = None,
     traces: TracesOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
+    cache: CacheOption = None,
+    max_cost: MaxCostOption = None,
+    max_tokens: MaxTokensOption = None,
+    ignore_unpriced: IgnoreUnpricedOption = False,
 ) -> int:
     """Run one task; exit 0 when it passes, 1 when it completed but failed, 2 on bad input."""
     from sandbox import get_backend
@@ -122,6 +135,16 @@ def run(
         preflight(workers, settings)
     else:
         check_router(mode, settings)
+    check_budget(max_cost, max_tokens)
+    if max_cost is not None and not ignore_unpriced:
+        from tasks.workers import unpriced_workers
+
+        unpriced = unpriced_workers(workers, mode or "", [task.workflow], settings)
+        if unpriced:
+            raise UserInputError(
+                f"--max-cost: {', '.join(unpriced)} has no price, so a dollar budget cannot be kept; "
+                "add it to ORCH_PRICES_FILE, pass --ignore-unpriced, or budget in --max-tokens"
+            )
     backend = get_backend(sandbox, settings)
     who = ", ".join(w.label for w in workers) if workers else f"the {mode} router"
 
@@ -135,6 +158,10 @@ def run(
             max_rounds=rounds,
             sandbox=backend.name,
             traces_dir=traces or settings.traces_dir,
+            cache=cache,
+            max_cost=max_cost,
+            max_tokens=max_tokens,
+            ignore_unpriced=ignore_unpriced,
         )
     if as_json:
         print(summary_json(summary))
