@@ -51,6 +51,11 @@ class AdaptiveBound:
             return 0.0
         return WINDOW_S - (now - self._starts[0])
 
+    def wait_s(self) -> float:
+        """Seconds until the requests-a-minute bound lets another call start (0: now)."""
+        with self._cond:
+            return max(0.0, self._rpm_wait(self._clock()))
+
     def acquire(self) -> None:
         with self._cond:
             while True:
