@@ -66,7 +66,7 @@ def _prompt_estimate(messages: Sequence[Message], worker: WorkerSpec, settings: 
     return Usage(tokens=tokens, cost_usd=tokens * prices[0] / 1_000_000 if prices else 0.0)
 
 
-def _bench_key(worker: WorkerSpec) -> str:
+def _label(worker: WorkerSpec) -> str:
     return f"{worker.provider}:{worker.model}"
 
 
@@ -97,6 +97,10 @@ def call_model(
     wanted = cache_wanted(settings.cache, scope.cache, float(shaping["temperature"]))
     call_cache = open_cache(settings) if wanted else None
     cooldowns = shared_cooldowns(settings)
+
+    def _bench_key(worker: WorkerSpec) -> str:
+        # Per endpoint too: another base URL is another account or server, with its own limits.
+        return f"{_label(worker)}@{endpoint_of(worker.provider, settings)}"
     limits = shared_limits(settings)
     budget = scope.budget
     ticket: int | None = None
@@ -174,7 +178,7 @@ def call_model(
                         error = f"{error}; cooldown: {benched_for}"
                 elif budget is not None and completion is not None:
                     budget.charge(
-                        ctx.run_id, _bench_key(worker),
+                        ctx.run_id, _label(worker),
                         completion.prompt_tokens + completion.completion_tokens, completion.cost_usd,
                     )
                 write(
