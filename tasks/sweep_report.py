@@ -147,7 +147,7 @@ def _model_stats(store: TraceStore, rows: list[dict[str, Any]]) -> list[ModelSta
                 m.passed += bool(cand["passed"])
     usage = query(
         store,
-        "SELECT provider || ':' || model AS model, count(*) AS calls, sum(prompt_tokens) AS pt, "
+        "SELECT provider || ':' || model AS model, count(*) FILTER (WHERE attempt > 0) AS calls, sum(prompt_tokens) AS pt, "
         "sum(completion_tokens) AS ct, sum(cost_usd) AS cost, bool_or(ok AND cost_usd IS NULL) AS unknown "
         "FROM calls WHERE list_contains(?, run_id) GROUP BY 1",
         [[r["run_id"] for r in rows]],
