@@ -43,8 +43,8 @@ def main() -> int:
     from orchestrator.settings import get_settings
     from orchestrator.taskspec import discover_tasks, load_task
     from orchestrator.traces import TraceStore
-    from tasks.router_learned import evaluate, read_traces, save_router, train
-    from tasks.workers import parse_worker
+    from domain.router_learned import evaluate, read_traces, save_router, train
+    from domain.workers import parse_worker
 
     tasks_dir, traces_dir = args.out / "tasks", args.out / "traces"
     orchestrator = Path(sys.executable).with_name("orchestrator")

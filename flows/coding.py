@@ -24,7 +24,7 @@ from tasks.coding import CodeDraft, load_task_folder, run_tests, traces_root, wr
 from tasks.debate import Critique, critique, revise_messages
 from tasks.judge import judge_task, judge_workers_for
 from tasks.model_call import release_run
-from tasks.prompts import fix_messages, solve_messages
+from domain.prompts import fix_messages, solve_messages
 from tasks.route import route_task
 from tasks.run_record import record_run, sum_cost
 from tasks.testgen import TaskWithGeneratedTests, generate_tests, review_generated_tests

@@ -33,7 +33,7 @@ from orchestrator.settings import get_settings
 from orchestrator.taskspec import Task
 from orchestrator.traces import TraceStore
 from sandbox import get_backend
-from tasks.answers import (
+from domain.answers import (
     ParsedAnswer,
     Vote,
     answer_key,
@@ -48,9 +48,9 @@ from tasks.judge import judge_task, judge_workers_for
 from tasks.model_call import release_run
 from tasks.python_tool import code_to_run, run_python
 from tasks.question import Reply, ask_solver
-from tasks.question_prompts import answer_format, question_messages, tool_output_message
+from domain.question_prompts import answer_format, question_messages, tool_output_message
 from tasks.question_records import AnswerRow
-from tasks.rag_index import Hit
+from domain.rag_index import Hit
 from tasks.retrieval import retrieve
 from tasks.route import route_task
 from tasks.run_record import record_run, sum_cost

@@ -32,9 +32,9 @@ from orchestrator.taskspec import Workflow
 from orchestrator.traces import TraceStore, absolute_root
 from sandbox import get_backend
 from tasks.route import check_router
-from tasks.sweep_artifacts import ProgressArtifact, artifact_key, publish
-from tasks.sweep_chart import history_chart
-from tasks.sweep_ledger import (
+from flows._sweep_artifacts import ProgressArtifact, artifact_key, publish
+from domain.sweep_chart import history_chart
+from domain.sweep_ledger import (
     SweepRow,
     SweepTaskRow,
     candidates_from_summary,
@@ -45,9 +45,9 @@ from tasks.sweep_ledger import (
     run_row,
     sweeps,
 )
-from tasks.sweep_plan import WorkItem, select_tasks, sweep_name, work_items
-from tasks.sweep_report import SweepReport, build_report, compare
-from tasks.workers import parse_worker, preflight
+from domain.sweep_plan import WorkItem, select_tasks, sweep_name, work_items
+from domain.sweep_report import SweepReport, build_report, compare
+from domain.workers import parse_worker, preflight
 
 #: The thread pool's size; ``SweepParams.concurrency`` bounds what is in flight below it.
 MAX_CONCURRENCY = 32

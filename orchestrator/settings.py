@@ -79,7 +79,7 @@ class Settings(BaseSettings):
     groq_base_url: str | None = Field(default=None, validation_alias=_alias("ORCH_GROQ_BASE_URL", "GROQ_BASE_URL"))
     ollama_host: str = Field(default="http://127.0.0.1:11434", validation_alias=_alias("OLLAMA_HOST", "ORCH_OLLAMA_HOST"))
 
-    # routing and judging (tasks/route.py, tasks/router_learned.py, tasks/judge.py)
+    # routing and judging (tasks/route.py, domain/router_learned.py, tasks/judge.py)
     router_worker: str | None = None  # PROVIDER:MODEL of the LLM router; unset: the default provider/model
     learned_router_path: Path | None = None  # unset: <cache_dir>/router/learned_router.json
     learned_router_neighbours: int = Field(default=5, ge=1, le=100)

@@ -12,7 +12,7 @@ from orchestrator.taskspec import Task, load_task
 from orchestrator.traces import TraceStore
 from sandbox import get_backend
 from sandbox.pytest_runner import run_pytest
-from tasks.code_extract import extract_code
+from domain.code_extract import extract_code
 from tasks.model_call import CallContext, call_model
 
 OUTPUT_EXCERPT_CHARS = 4000

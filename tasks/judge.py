@@ -13,7 +13,7 @@ Evidence, strongest first:
 
 Every candidate gets a ``verdicts`` row (score, rank, reason, judge); every (better, worse) pair
 separated by at least ``ORCH_PAIR_MIN_MARGIN`` on the evidence that ranked them becomes a
-``preference_pairs`` row, ready for DPO (tasks/pairs.py exports them).
+``preference_pairs`` row, ready for DPO (domain/pairs.py exports them).
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ from orchestrator.records import CandidateResult, Message, PreferencePairRow, Ve
 from orchestrator.settings import Settings, get_settings
 from orchestrator.taskspec import Task
 from orchestrator.traces import TraceStore
-from tasks.json_reply import parse_json_object
+from domain.json_reply import parse_json_object
 from tasks.model_call import AllWorkersFailed, CallContext, call_model
-from tasks.workers import parse_worker
+from domain.workers import parse_worker
 
 UNKNOWN = 0.5  # the execution score of a candidate without a verdict of record
 ANSWER_CHARS = 6000  # how much of each candidate the rubric judge reads

@@ -16,7 +16,7 @@ from orchestrator.records import Limits
 from orchestrator.settings import get_settings
 from orchestrator.traces import TraceStore
 from sandbox import get_backend
-from tasks.answers import parse_answer
+from domain.answers import parse_answer
 from tasks.question_records import ToolRunRow
 
 TOOL_FILE = "tool.py"

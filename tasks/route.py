@@ -4,11 +4,11 @@ Who decides, in order: workers given explicitly (``--worker``) bypass routing; o
 (``--router`` or ``ORCH_ROUTER_MODE``) picks one of
 
 - ``hint``: the task folder's own workflow and the configured default model; no model call;
-- ``learned``: a model trained on the traces (tasks/router_learned.py); no model call;
+- ``learned``: a model trained on the traces (domain/router_learned.py); no model call;
 - ``cost-first`` / ``quality-first``: an LLM router is asked for a JSON decision. Each mode has its
   own prompt and its own default workers.
 
-Nothing a router says is trusted: the reply is parsed as far as it can be (tasks/json_reply.py) and
+Nothing a router says is trusted: the reply is parsed as far as it can be (domain/json_reply.py) and
 validated part by part against the allow-lists; every item dropped or adjusted is recorded with its
 reason in the ``routes`` table, beside the raw reply and the final decision.
 """
@@ -34,9 +34,9 @@ from orchestrator.records import (
 from orchestrator.settings import Settings, get_settings
 from orchestrator.taskspec import Task, Workflow
 from orchestrator.traces import TraceStore
-from tasks.json_reply import parse_json_object
+from domain.json_reply import parse_json_object
 from tasks.model_call import AllWorkersFailed, CallContext, call_model
-from tasks.workers import parse_worker, preflight
+from domain.workers import parse_worker, preflight
 
 ALLOWED_WORKFLOWS: tuple[str, ...] = get_args(Workflow)
 ALLOWED_ROLES: tuple[str, ...] = ("solver", "critic", "verifier", "retriever")
@@ -437,7 +437,7 @@ def llm_route(task: Task, mode: str, run_id: str, store: TraceStore, settings: S
 
 def learned_route(task: Task, settings: Settings, max_rounds: int) -> Routed:
     """Pick the solver with the learned router: no model call."""
-    from tasks.router_learned import load_router, router_path
+    from domain.router_learned import load_router, router_path
 
     router = load_router(router_path(settings))
     choice = router.choose(task.prompt, usable=lambda w: worker_problem(w, settings))
@@ -463,7 +463,7 @@ def check_router(mode: str, settings: Settings) -> None:
     if mode not in ROUTER_MODES:
         raise UserInputError(f"--router {mode!r}: choose one of {', '.join(ROUTER_MODES)}")
     if mode == "learned":
-        from tasks.router_learned import load_router, router_path
+        from domain.router_learned import load_router, router_path
 
         load_router(router_path(settings))
     elif mode in LLM_MODES:

@@ -33,7 +33,7 @@ from orchestrator.traces import TraceStore
 from sandbox import SandboxBackend, get_backend
 from sandbox.base import checked_relpath
 from sandbox.pytest_runner import REPORT_NAME, TASK_INI, TESTS_DIR, pytest_argv
-from tasks.code_extract import extract_code
+from domain.code_extract import extract_code
 from tasks.model_call import AllWorkersFailed, CallContext, call_model
 from tasks.question_records import GeneratedTestRow, SuspectTestRow
 

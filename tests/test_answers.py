@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from orchestrator.taskspec import TaskSpec
-from tasks.answers import (
+from domain.answers import (
     answer_type_of,
     choice_letter,
     majority_vote,

@@ -13,7 +13,7 @@ from orchestrator.settings import Settings
 from orchestrator.taskspec import load_task
 from orchestrator.traces import TraceStore
 from tasks.route import route
-from tasks.router_learned import (
+from domain.router_learned import (
     calls_to_recover,
     evaluate,
     load_router,

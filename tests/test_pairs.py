@@ -11,7 +11,7 @@ import pytest
 from orchestrator.errors import UserInputError
 from orchestrator.records import PreferencePairRow
 from orchestrator.traces import TraceStore
-from tasks.pairs import export_pairs, format_for, pair_records
+from domain.pairs import export_pairs, format_for, pair_records
 
 SYSTEM = "You are a careful Python programmer."
 

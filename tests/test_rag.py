@@ -14,8 +14,8 @@ from flows.run_task import run_task_flow
 from orchestrator.errors import UserInputError
 from orchestrator.records import WorkerSpec
 from orchestrator.traces import TraceStore
-from tasks.embedder import gguf_file, load_embedder
-from tasks.rag_index import Chunk, Hit, chunk_documents, open_index, read_documents, recall_at_k
+from providers.embedder import gguf_file, load_embedder
+from domain.rag_index import Chunk, Hit, chunk_documents, open_index, read_documents, recall_at_k
 from tasks.verify import cited_ids, parse_citation_verdicts
 
 from .conftest import RUNS, write_replay

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 from orchestrator.importers import write_tasks
 from orchestrator.importers.humaneval import HumanEval, canonical_replay_lines
 from orchestrator.traces import TraceStore
-from tasks.sweep_ledger import finished
+from domain.sweep_ledger import finished
 
 TASKS = 8
 
