@@ -49,7 +49,7 @@ from tasks.model_call import release_run
 from tasks.python_tool import code_to_run, run_python
 from tasks.question import Reply, ask_solver
 from domain.question_prompts import answer_format, question_messages, tool_output_message
-from tasks.question_records import AnswerRow
+from orchestrator.records import AnswerRow
 from domain.rag_index import Hit
 from tasks.retrieval import retrieve
 from tasks.route import route_task

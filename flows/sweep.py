@@ -26,7 +26,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field, field_validator
 
 from flows.registry import WORKFLOW_FLOWS
-from orchestrator.records import WorkerSpec, new_id
+from orchestrator.records import SweepRow, SweepTaskRow, WorkerSpec, new_id
 from orchestrator.settings import get_settings
 from orchestrator.taskspec import Workflow
 from orchestrator.traces import TraceStore, absolute_root
@@ -35,8 +35,6 @@ from tasks.route import check_router
 from flows._sweep_artifacts import ProgressArtifact, artifact_key, publish
 from domain.sweep_chart import history_chart
 from domain.sweep_ledger import (
-    SweepRow,
-    SweepTaskRow,
     candidates_from_summary,
     ensure_run_row,
     finished,

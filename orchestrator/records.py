@@ -314,3 +314,179 @@ class PreferencePairRow(BaseModel):
     basis: str  # execution | rubric
     judge_model: str
     ts: datetime = Field(default_factory=utcnow)
+
+
+# ---------------------------------------------------------------- question workflows and generated tests
+
+
+class AnswerRow(BaseModel):
+    """One candidate of a question workflow: its final answer, how it was found, and how it scored."""
+
+    run_id: str
+    candidate_id: str
+    task_id: str
+    workflow: str
+    worker: str
+    sample: int
+    rounds: int
+    tool_runs: int
+    output: str
+    answer: str | None
+    answer_form: str  # answer_line | boxed | last_line | none
+    answer_type: str
+    reference: str | None
+    correct: bool | None  # against the reference; None without one
+    verified: bool | None  # the verifier's verdict (answer, or citations for rag_qa)
+    citations: str = "[]"  # JSON list of cited chunk ids (rag_qa)
+    votes: int = 0  # candidates whose answer agrees with the vote's (self-consistency; 0 without a vote)
+    passed: bool | None
+    error: str | None = None
+    ts: datetime = Field(default_factory=utcnow)
+
+
+class VerificationRow(BaseModel):
+    """One check by the verifier: of a final answer, or of one cited chunk."""
+
+    run_id: str
+    task_id: str
+    candidate_id: str
+    kind: str  # answer | citation
+    target: str  # "answer", or the cited chunk id
+    verdict: bool | None
+    reason: str
+    verifier: str
+    ts: datetime = Field(default_factory=utcnow)
+
+
+class ToolRunRow(BaseModel):
+    """One run of a science solver's Python in the sandbox."""
+
+    run_id: str
+    tool_run_id: str = Field(default_factory=new_id)
+    candidate_id: str
+    worker: str
+    step: int
+    code: str
+    sandbox: str
+    exit_code: int | None
+    timed_out: bool
+    killed: bool
+    duration_s: float
+    output: str
+    ts: datetime = Field(default_factory=utcnow)
+
+
+class RetrievalRow(BaseModel):
+    """One retrieved chunk of a rag_qa run, with what retrieved it."""
+
+    run_id: str
+    task_id: str
+    query: str
+    retriever: str  # the embedding model, or bm25
+    fallback_reason: str | None = None  # why bm25 is in use when embedding was wanted
+    index_key: str
+    index_reused: bool
+    k: int
+    rank: int
+    chunk_id: str
+    source: str
+    score: float
+    in_evidence: bool | None  # None when the task names no evidence
+    recall_at_k: float | None  # of the whole retrieval, repeated on each of its rows
+    ts: datetime = Field(default_factory=utcnow)
+
+
+class GeneratedTestRow(BaseModel):
+    """One suite a tester wrote for a coding task without tests, and whether it was accepted."""
+
+    run_id: str
+    task_id: str
+    attempt: int
+    tester: str
+    file: str
+    code: str  # as written by the tester, before vacuous tests were dropped
+    accepted_code: str | None = None  # what the run used (None when rejected)
+    folder: str | None = None
+    tests: int = 0
+    stub_passed: int = 0
+    stub_failed: int = 0
+    stub_errors: int = 0
+    dropped: str = "[]"  # JSON list of tests dropped because they pass on the starter
+    accepted: bool
+    problem: str | None = None
+    ts: datetime = Field(default_factory=utcnow)
+
+
+class SuspectTestRow(BaseModel):
+    """A generated test every candidate failed the same way: flagged, not trusted (AlphaCodium)."""
+
+    run_id: str
+    task_id: str
+    file: str
+    test: str
+    candidates: int
+    failure: str
+    ts: datetime = Field(default_factory=utcnow)
+
+
+# ---------------------------------------------------------------- sweeps
+
+
+class SweepTaskRow(BaseModel):
+    """One finished (task, sample) of a sweep: the run of record and what the summary needs from it."""
+
+    sweep_id: str
+    task_id: str
+    sample: int = 0
+    run_id: str
+    workflow: str
+    task_dir: str
+    status: str  # completed | error
+    passed: bool | None = None
+    rounds: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float | None = None
+    duration_s: float = 0.0
+    candidates: str = "[]"  # JSON list of {"model": "provider:model", "role": ..., "passed": bool | null}
+    adopted: bool = False  # written on resume from an orphan runs row, not right after the run
+    error: str | None = None
+    finished_at: datetime = Field(default_factory=utcnow)
+
+
+class SweepRow(BaseModel):
+    """A sweep's start (``event="started"``) or end (``event="finished"``, with its totals)."""
+
+    sweep_id: str
+    name: str
+    event: str  # started | finished
+    tasks: str  # the folder or glob swept
+    params: str = "{}"  # JSON of the sweep's parameters (for the record)
+    total: int = 0
+    passed: int = 0
+    failed: int = 0
+    errored: int = 0
+    pass_rate: float | None = None
+    cost_usd: float | None = None
+    duration_s: float = 0.0
+    models: str = "[]"  # JSON list of per-model stats, so a history chart reads one table
+    ts: datetime = Field(default_factory=utcnow)
+
+
+#: Every trace table and its row model: the one list, complete once this module is imported.
+TABLE_ROWS: dict[str, type[BaseModel]] = {
+    "runs": RunRow,
+    "calls": CallRow,
+    "attempts": AttemptRow,
+    "routes": RouteRow,
+    "verdicts": VerdictRow,
+    "preference_pairs": PreferencePairRow,
+    "answers": AnswerRow,
+    "verifications": VerificationRow,
+    "tool_runs": ToolRunRow,
+    "retrievals": RetrievalRow,
+    "generated_tests": GeneratedTestRow,
+    "suspect_tests": SuspectTestRow,
+    "sweep_tasks": SweepTaskRow,
+    "sweeps": SweepRow,
+}

@@ -17,7 +17,7 @@ from orchestrator.settings import get_settings
 from orchestrator.traces import TraceStore
 from sandbox import get_backend
 from domain.answers import parse_answer
-from tasks.question_records import ToolRunRow
+from orchestrator.records import ToolRunRow
 
 TOOL_FILE = "tool.py"
 #: what of the output goes back to the model (the head and the tail: errors are usually at the end)

@@ -17,7 +17,7 @@ from orchestrator.errors import TaskFormatError
 from orchestrator.settings import get_settings
 from orchestrator.taskspec import Task
 from orchestrator.traces import TraceStore
-from tasks.question_records import RetrievalRow
+from orchestrator.records import RetrievalRow
 from domain.rag_index import Hit, IndexHandle, RetrieverKind, evidence_hits, open_index, recall_at_k
 
 TOP_K = 4

@@ -35,7 +35,7 @@ from sandbox.base import checked_relpath
 from sandbox.pytest_runner import REPORT_NAME, TASK_INI, TESTS_DIR, pytest_argv
 from domain.code_extract import extract_code
 from tasks.model_call import AllWorkersFailed, CallContext, call_model
-from tasks.question_records import GeneratedTestRow, SuspectTestRow
+from orchestrator.records import GeneratedTestRow, SuspectTestRow
 
 GENERATED_FILE = "test_generated.py"
 MAX_ATTEMPTS = 2

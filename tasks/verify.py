@@ -19,7 +19,7 @@ from orchestrator.taskspec import Task
 from orchestrator.traces import TraceStore
 from tasks.model_call import AllWorkersFailed, CallContext, call_model
 from domain.question_prompts import citation_messages, verifier_messages
-from tasks.question_records import VerificationRow
+from orchestrator.records import VerificationRow
 from domain.rag_index import Hit
 
 VERIFIER_MAX_TOKENS = 200

@@ -20,7 +20,6 @@ from orchestrator.errors import OrchestratorError, UserInputError
 from orchestrator.records import new_id
 from orchestrator.settings import get_settings
 from orchestrator.traces import TraceStore
-from domain import sweep_ledger as _ledger  # noqa: F401  (registers the sweep tables for `traces` too)
 
 if TYPE_CHECKING:
     from domain.sweep_report import SweepReport
