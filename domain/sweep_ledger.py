@@ -14,19 +14,16 @@ never hold a row twice even if two processes resumed the same sweep at once.
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
-
-from orchestrator.records import RunRow, RunSummary, SweepRow, SweepTaskRow
+from orchestrator.records import RunRow, RunSummary, SweepTaskRow, WorkerSpec
 from orchestrator.traces import TraceStore
 
 
 def model_of(worker_label: str) -> tuple[str, str]:
     """``provider:model:role`` -> (``provider:model``, role); model names may hold colons themselves."""
-    model, _, role = worker_label.rpartition(":")
-    return model, role
+    worker = WorkerSpec.from_label(worker_label)
+    return worker.model_label, worker.role
 
 
 def candidates_from_summary(summary: RunSummary) -> list[dict[str, Any]]:

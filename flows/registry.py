@@ -1,7 +1,7 @@
 """Workflow name -> the Prefect flow that runs it. A new workflow is one module plus one entry here.
 
-Every workflow flow takes the same parameters as :func:`flows.run_task.run_task_flow` (minus
-``workflow``) and returns a :class:`orchestrator.records.RunSummary`.
+Every workflow flow is made by :func:`flows._workflow.workflow_flow`: it takes the fields of
+:class:`orchestrator.records.RunRequest` and returns a :class:`orchestrator.records.RunSummary`.
 """
 
 from __future__ import annotations

@@ -8,12 +8,20 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from orchestrator.errors import UserInputError
+
 Role = Literal["system", "user", "assistant"]
 WorkerRole = Literal["solver", "critic", "verifier", "retriever", "tester", "judge", "router"]
+WORKER_ROLES: tuple[str, ...] = get_args(WorkerRole)
+#: Sandbox backends a run may name (``auto``: docker when it works here, else local).
+SandboxName = Literal["auto", "local", "docker"]
+#: How many solve/fix (or critique/revise) rounds a run may take.
+MIN_ROUNDS, MAX_ROUNDS = 1, 4
+Rounds = Annotated[int, Field(ge=MIN_ROUNDS, le=MAX_ROUNDS)]
 
 
 def new_id() -> str:
@@ -55,7 +63,65 @@ class WorkerSpec(BaseModel):
 
     @property
     def label(self) -> str:
+        """``provider:model:role``, the form traces and summaries store; :meth:`from_label` reads it back."""
         return f"{self.provider}:{self.model}:{self.role}"
+
+    @property
+    def model_label(self) -> str:
+        """``provider:model``: the model, whatever role it plays."""
+        return f"{self.provider}:{self.model}"
+
+    @classmethod
+    def parse(cls, text: str) -> WorkerSpec:
+        """``openai:gpt-4o-mini``, ``ollama:llama3.2:latest:critic``, ``replay:answers.jsonl`` (role: solver)."""
+        provider, sep, rest = text.partition(":")
+        if not sep or not provider or not rest:
+            raise UserInputError(f"--worker {text!r}: expected PROVIDER:MODEL[:ROLE], e.g. openai:gpt-4o-mini:solver")
+        model, role = rest, "solver"
+        head, _, tail = rest.rpartition(":")
+        if head and tail in WORKER_ROLES:
+            model, role = head, tail
+        return cls(provider=provider, model=model, role=role)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_label(cls, label: str) -> WorkerSpec:
+        """The worker a stored :attr:`label` names (model names may hold colons; the role is the last part)."""
+        provider, _, rest = label.partition(":")
+        model, sep, role = rest.rpartition(":")
+        if not sep or role not in WORKER_ROLES:
+            model, role = rest, "solver"
+        return cls(provider=provider, model=model, role=role)  # type: ignore[arg-type]
+
+
+class Usage(BaseModel):
+    """Tokens and cost spent so far; the cost is unknown (None) once any part of it is."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float | None = 0.0
+
+    def spend(self, prompt_tokens: int, completion_tokens: int, cost_usd: float | None) -> None:
+        self.prompt_tokens += prompt_tokens
+        self.completion_tokens += completion_tokens
+        self.cost_usd = sum_cost([self.cost_usd, cost_usd])
+
+
+def sum_cost(values: list[float | None]) -> float | None:
+    """Total cost; unknown (None) when any part is unknown, since a partial sum would understate it."""
+    return None if any(v is None for v in values) else round(sum(v for v in values if v is not None), 10)
+
+
+class RunRequest(BaseModel):
+    """What one run of one task folder is asked to do: the parameters every workflow flow takes."""
+
+    task_dir: str
+    workers: list[WorkerSpec] | None = None
+    router: str | None = None
+    max_rounds: Rounds = 2
+    sandbox: SandboxName = "auto"
+    traces_dir: str | None = None
+    sweep_id: str | None = None
+    run_id: str = Field(default_factory=new_id)
 
 
 class Limits(BaseModel):
@@ -226,7 +292,7 @@ class RouteControls(BaseModel):
     """How hard the workflow tries: critic/revise rounds and the round budget."""
 
     use_debate: bool = False
-    max_rounds: int = Field(default=2, ge=1, le=4)
+    max_rounds: Rounds = 2
 
 
 class RouteDecision(BaseModel):

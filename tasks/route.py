@@ -22,8 +22,12 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from domain.json_reply import parse_json_object
+from domain.workers import parse_worker, preflight
 from orchestrator.errors import OrchestratorError, UserInputError
 from orchestrator.records import (
+    MAX_ROUNDS,
+    MIN_ROUNDS,
     Message,
     RouteControls,
     RouteDecision,
@@ -31,18 +35,14 @@ from orchestrator.records import (
     RouteTools,
     WorkerSpec,
 )
-from orchestrator.settings import Settings, get_settings
+from orchestrator.settings import ROUTER_MODES, Settings, get_settings
 from orchestrator.taskspec import Task, Workflow
 from orchestrator.traces import TraceStore
-from domain.json_reply import parse_json_object
 from tasks.model_call import AllWorkersFailed, CallContext, call_model
-from domain.workers import parse_worker, preflight
 
 ALLOWED_WORKFLOWS: tuple[str, ...] = get_args(Workflow)
 ALLOWED_ROLES: tuple[str, ...] = ("solver", "critic", "verifier", "retriever")
 LLM_MODES: tuple[str, ...] = ("cost-first", "quality-first")
-ROUTER_MODES: tuple[str, ...] = (*LLM_MODES, "learned", "hint")
-MIN_ROUNDS, MAX_ROUNDS = 1, 4
 ROUTER_MAX_TOKENS = 400
 TASK_TEXT_CHARS = 3000  # what the LLM router is shown of a long task
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.taskspec import TaskSpec
 from domain.answers import (
     answer_type_of,
     choice_letter,
@@ -13,6 +12,7 @@ from domain.answers import (
     parse_number,
     score_answer,
 )
+from orchestrator.taskspec import TaskSpec
 
 
 @pytest.mark.parametrize(

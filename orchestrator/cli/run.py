@@ -108,9 +108,9 @@ def run(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
 ) -> int:
     """Run one task; exit 0 when it passes, 1 when it completed but failed, 2 on bad input."""
+    from domain.workers import preflight
     from sandbox import get_backend
     from tasks.route import check_router
-    from domain.workers import preflight
 
     settings = get_settings()
     rounds = settings.max_rounds if max_rounds is None else max_rounds

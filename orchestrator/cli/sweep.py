@@ -127,8 +127,8 @@ def sweep(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
 ) -> int:
     """Run every task under DIR; exit 0 when the sweep completed (whatever its pass rate), else non-zero."""
-    from flows.sweep import SweepParams, prepare
     from domain.sweep_ledger import sweeps
+    from flows.sweep import SweepParams, prepare
 
     settings = get_settings()
     workers, router = choose_workers(settings, provider, model, replay, worker, router)
