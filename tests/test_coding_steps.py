@@ -11,18 +11,9 @@ from pathlib import Path
 import pytest
 from prefect import task
 
+from flows import coding_steps as steps
 from flows.coding import run_coding
-from flows.coding_steps import (
-    CodingState,
-    final_verdict,
-    judge,
-    persist,
-    review_round,
-    route,
-    solve_round,
-    start,
-    test_round,
-)
+from flows.coding_steps import CodingState
 from flows.runner import PlainRunner
 from orchestrator.records import RunRequest, WorkerSpec
 from orchestrator.traces import TraceStore
@@ -45,7 +36,7 @@ def request(task: Path, workers: list[WorkerSpec], traces: Path, max_rounds: int
 
 
 def routed(req: RunRequest) -> CodingState:
-    return route(start(req, runner), runner)
+    return steps.route(steps.start(req, runner), runner)
 
 
 def test_a_whole_run_without_prefect(task_copy, tmp_path, traces_dir):
@@ -80,12 +71,12 @@ def test_a_visible_pass_ends_the_rounds_and_a_failure_gets_pytest_feedback(task_
     state = routed(request(task, [replay_worker(good), replay_worker(wrong)], traces_dir))
     passing, failing = state.candidates
 
-    state = test_round(solve_round(state, runner), runner)
+    state = steps.test_round(steps.solve_round(state, runner), runner)
     assert state.round == 1 and passing.last and passing.last.passed
     assert failing.last and not failing.last.passed
     assert state.active == [failing.candidate_id]
 
-    state = review_round(state, runner)
+    state = steps.review_round(state, runner)
     assert state.active == [failing.candidate_id]
     assert failing.messages[-1].role == "user" and "pytest output" in failing.messages[-1].content
 
@@ -95,7 +86,7 @@ def test_the_last_round_stops_every_candidate(task_copy, tmp_path, traces_dir):
     wrong = write_replay(tmp_path / "wrong.jsonl", "task_001", WRONG)
     state = routed(request(task, [replay_worker(wrong)], traces_dir, max_rounds=1))
 
-    state = review_round(test_round(solve_round(state, runner), runner), runner)
+    state = steps.review_round(steps.test_round(steps.solve_round(state, runner), runner), runner)
     assert state.active == [] and state.candidates[0].rounds == 1
 
 
@@ -106,7 +97,7 @@ def test_a_solver_that_fails_leaves_the_others_working(task_copy, tmp_path, trac
     state = routed(request(task, [replay_worker(good), replay_worker(other)], traces_dir))
     state.candidates[1].fallbacks = state.candidates[1].fallbacks[:1]  # no fallback to the good one
 
-    state = solve_round(state, runner)
+    state = steps.solve_round(state, runner)
     assert state.active == [state.candidates[0].candidate_id]
     assert state.candidates[1].error and state.candidates[1].rounds == 0
 
@@ -116,8 +107,8 @@ def test_verdict_judge_and_persist_from_the_state(task_copy, tmp_path, traces_di
     good = write_replay(tmp_path / "good.jsonl", "task_001", GOOD)
     req = request(task, [replay_worker(good)], traces_dir)
     with run_resources(req.run_id):
-        state = test_round(solve_round(routed(req), runner), runner)
-        state = persist(judge(final_verdict(state, runner), runner))
+        state = steps.test_round(steps.solve_round(routed(req), runner), runner)
+        state = steps.persist(steps.judge(steps.final_verdict(state, runner), runner))
 
     assert state.summary is not None and state.summary.passed and state.summary.rounds == 1
     assert [v.candidate_id for v in state.verdicts] == [state.candidates[0].candidate_id]
