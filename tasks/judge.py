@@ -164,7 +164,7 @@ class _Judge:
             )
         except AllWorkersFailed:
             return None
-        self.used = f"{worker.provider}:{worker.model}"
+        self.used = worker.model_label
         return completion.text
 
     def pairwise(self, group: list[CandidateResult]) -> dict[str, Rubric]:

@@ -113,6 +113,6 @@ def call_model(
             )
             return completion, worker
         except ProviderError as exc:
-            errors.append(f"{worker.provider}:{worker.model}: {exc.kind}: {redact(str(exc), settings)}")
+            errors.append(f"{worker.model_label}: {exc.kind}: {redact(str(exc), settings)}")
             fallback_from = worker.label
     raise AllWorkersFailed("; ".join(errors) or "no worker to call")

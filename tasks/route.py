@@ -400,7 +400,7 @@ def _menu(settings: Settings) -> list[str]:
     candidates += [WorkerSpec(provider="ollama", model=m) for m in settings.allowed_ollama_models]
     candidates.append(default_solver(settings))
     for worker in candidates:
-        key = f"{worker.provider}:{worker.model}"
+        key = worker.model_label
         if key not in seen:
             seen[key] = worker.model_copy(update={"role": "solver"})
     return [key for key, worker in seen.items() if worker_problem(worker, settings) is None]
@@ -408,7 +408,7 @@ def _menu(settings: Settings) -> list[str]:
 
 def llm_route(task: Task, mode: str, run_id: str, store: TraceStore, settings: Settings, max_rounds: int) -> Routed:
     workers = router_workers(settings)
-    label = ", ".join(f"{w.provider}:{w.model}" for w in workers)
+    label = ", ".join(w.model_label for w in workers)
     try:
         completion, used = call_model(
             workers,
@@ -431,7 +431,7 @@ def llm_route(task: Task, mode: str, run_id: str, store: TraceStore, settings: S
         used_defaults=used_defaults,
         raw_reply=completion.text,
         parsed_as=how,
-        router_model=f"{used.provider}:{used.model}",
+        router_model=used.model_label,
     )
 
 
