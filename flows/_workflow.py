@@ -18,9 +18,13 @@ from orchestrator.records import RunRequest, RunSummary, SandboxName, WorkerSpec
 
 WorkflowRun = Callable[[RunRequest, Runner], RunSummary]
 
+#: flow name -> its run function, to run a workflow's steps without a flow of its own (PlainRunner).
+RUNS: dict[str, WorkflowRun] = {}
+
 
 def workflow_flow(name: str, description: str, run: WorkflowRun) -> Any:
     """The Prefect flow of one workflow; its body runs ``run`` with each call a task run."""
+    RUNS[name] = run
 
     # Prefect types task_runner with an invariant generic that rejects its own ThreadPoolTaskRunner.
     @flow(name=name, description=description, task_runner=ThreadPoolTaskRunner(max_workers=4), log_prints=False)  # type: ignore[arg-type]

@@ -68,6 +68,7 @@ class Candidate(Usage):
     rounds: int = 0
     last: AttemptRow | None = None
     final: AttemptRow | None = None
+    attempts: list[AttemptRow] = Field(default_factory=list)  # every suite run, in order (a transcript's rows)
     error: str | None = None
 
     def add_draft(self, draft: CodeDraft) -> None:
@@ -285,9 +286,10 @@ def _test(state: CodingState, runner: Runner, cands: list[Candidate], suite: str
              candidate_id=c.candidate_id, worker=c.worker.label, round_number=c.rounds, traces_dir=state.traces)
         for c in cands
     ])
-    for attempt in attempts:
+    for cand, attempt in zip(cands, attempts, strict=True):
         if isinstance(attempt, BaseException):
             raise attempt
+        cand.attempts.append(attempt)
     return attempts
 
 

@@ -12,14 +12,14 @@ import pytest
 from prefect import task
 
 from flows import coding_steps as steps
-from flows.coding import run_coding
 from flows.coding_steps import CodingState
+from flows.registry import WORKFLOW_RUNS
 from flows.runner import PlainRunner
 from orchestrator.records import RunRequest, WorkerSpec
 from orchestrator.traces import TraceStore
 from tasks.model_call import run_resources
 
-from .conftest import write_replay
+from .conftest import RUNS, write_replay
 
 GOOD = "```python\nimport re\n\ndef is_palindrome(text):\n    s = re.sub(r'[^a-z0-9]', '', text.lower())\n    return s == s[::-1]\n```"
 WRONG = "```python\ndef is_palindrome(text):\n    return text == text[::-1]\n```"
@@ -43,7 +43,7 @@ def test_a_whole_run_without_prefect(task_copy, tmp_path, traces_dir):
     task = task_copy("task_001")
     good = write_replay(tmp_path / "good.jsonl", "task_001", GOOD)
     wrong = write_replay(tmp_path / "wrong.jsonl", "task_001", WRONG)
-    summary = run_coding(request(task, [replay_worker(wrong), replay_worker(good)], traces_dir), runner)
+    summary = WORKFLOW_RUNS["coding"](request(task, [replay_worker(wrong), replay_worker(good)], traces_dir), runner)
 
     assert summary.passed and len(summary.candidates) == 2
     by_worker = {c.worker: c for c in summary.candidates}
@@ -132,3 +132,13 @@ def test_plain_runner_keeps_each_failure_and_honours_task_retries():
     assert isinstance(results[2], ValueError) and calls.count(3) == 2
     with pytest.raises(ValueError):
         PlainRunner().call(flaky, n=3)
+
+
+def test_a_question_workflow_runs_without_prefect_too(traces_dir):
+    examples = RUNS / "replay" / "examples.jsonl"
+    summary = WORKFLOW_RUNS["reasoning"](
+        RunRequest(task_dir=str(RUNS / "reasoning_001"), workers=[replay_worker(examples)], traces_dir=str(traces_dir)),
+        runner,
+    )
+    assert summary.passed and summary.workflow == "reasoning"
+    assert [c.answer for c in summary.candidates] == ["7"]
