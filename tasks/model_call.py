@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from pydantic import BaseModel
@@ -59,15 +60,20 @@ def release_run(run_id: str) -> None:
             del _providers[key]
 
 
+@contextmanager
+def run_resources(run_id: str) -> Iterator[None]:
+    """The run's provider objects live until the run ends, however it ends."""
+    try:
+        yield
+    finally:
+        release_run(run_id)
+
+
 def _prompt_estimate(messages: Sequence[Message], worker: WorkerSpec, settings: Settings) -> Usage:
     """A lower bound on a call's spend before any call has been measured: the prompt (4 chars a token)."""
     tokens = sum(len(m.content) for m in messages) // 4
     prices = unit_prices(worker.provider, worker.model, settings)
     return Usage(tokens=tokens, cost_usd=tokens * prices[0] / 1_000_000 if prices else 0.0)
-
-
-def _label(worker: WorkerSpec) -> str:
-    return f"{worker.provider}:{worker.model}"
 
 
 def call_model(
@@ -100,7 +106,7 @@ def call_model(
 
     def _bench_key(worker: WorkerSpec) -> str:
         # Per endpoint too: another base URL is another account or server, with its own limits.
-        return f"{_label(worker)}@{endpoint_of(worker.provider, settings)}"
+        return f"{worker.model_label}@{endpoint_of(worker.provider, settings)}"
     limits = shared_limits(settings)
     budget = scope.budget
     ticket: int | None = None
@@ -178,7 +184,7 @@ def call_model(
                         error = f"{error}; cooldown: {benched_for}"
                 elif budget is not None and completion is not None:
                     budget.charge(
-                        ctx.run_id, _label(worker),
+                        ctx.run_id, worker.model_label,
                         completion.prompt_tokens + completion.completion_tokens, completion.cost_usd,
                     )
                 write(
@@ -204,7 +210,7 @@ def call_model(
                     **params,
                 )
             except ProviderError as exc:
-                errors.append(f"{worker.provider}:{worker.model}: {exc.kind}: {redact(str(exc), settings)}")
+                errors.append(f"{worker.model_label}: {exc.kind}: {redact(str(exc), settings)}")
                 fallback_from = worker.label
                 continue
             if key is not None and call_cache is not None:

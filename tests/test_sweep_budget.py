@@ -12,12 +12,11 @@ from pathlib import Path
 import pytest
 from prefect.utilities.callables import parameter_schema
 
-from flows.run_task import run_task_flow
+from domain.sweep_ledger import ledger
 from flows.sweep import SweepParams, sweep_flow
 from orchestrator.records import WorkerSpec
 from orchestrator.settings import get_settings
 from orchestrator.traces import TraceStore
-from tasks.sweep_ledger import ledger
 from tests.sweep_helpers import make_tasks, solving, sweep_calls
 from tests.wire import FakeOpenAI, Recorded, Reply
 
@@ -140,10 +139,8 @@ def test_a_failed_run_is_not_rerun_by_retry_errors(server, tmp_path) -> None:
     assert len(server.model_calls) == 2 and (again.total, again.failed) == (2, 1)
 
 
-def test_the_deployment_forms_have_the_budget_cache_and_retry_fields() -> None:
+def test_the_sweep_form_has_the_budget_cache_and_retry_fields() -> None:
     sweep_fields = parameter_schema(sweep_flow).model_dump()["definitions"]["SweepParams"]["properties"]
     assert {"cache", "max_cost", "max_tokens", "ignore_unpriced", "retry_errors"} <= set(sweep_fields)
-    run_fields = parameter_schema(run_task_flow).model_dump()["properties"]
-    assert {"cache", "max_cost", "max_tokens", "ignore_unpriced"} <= set(run_fields)
     with pytest.raises(ValueError, match="max_cost"):
         SweepParams(max_cost=0)

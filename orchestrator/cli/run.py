@@ -20,7 +20,7 @@ from orchestrator.cli.options import (
     check_budget,
 )
 from orchestrator.errors import UserInputError
-from orchestrator.records import RunSummary, WorkerSpec
+from orchestrator.records import RunSummary, WorkerSpec, new_id
 from orchestrator.settings import Settings, get_settings
 from orchestrator.taskspec import load_task
 
@@ -33,7 +33,7 @@ def build_workers(
     worker: list[str] | None,
 ) -> list[WorkerSpec]:
     """Workers from the options: ``--worker`` (repeatable) wins; else ``--replay``; else provider/model."""
-    from tasks.workers import parse_worker
+    from domain.workers import parse_worker
 
     if worker:
         if provider or model or replay:
@@ -121,9 +121,9 @@ def run(
     ignore_unpriced: IgnoreUnpricedOption = False,
 ) -> int:
     """Run one task; exit 0 when it passes, 1 when it completed but failed, 2 on bad input."""
+    from domain.workers import preflight
     from sandbox import get_backend
     from tasks.route import check_router
-    from tasks.workers import preflight
 
     settings = get_settings()
     rounds = settings.max_rounds if max_rounds is None else max_rounds
@@ -137,7 +137,7 @@ def run(
         check_router(mode, settings)
     check_budget(max_cost, max_tokens)
     if max_cost is not None and not ignore_unpriced:
-        from tasks.workers import unpriced_workers
+        from tasks.route import unpriced_workers
 
         unpriced = unpriced_workers(workers, mode or "", [task.workflow], settings)
         if unpriced:
@@ -149,8 +149,14 @@ def run(
     who = ", ".join(w.label for w in workers) if workers else f"the {mode} router"
 
     from flows.run_task import run_task_flow
+    from orchestrator.budget import Budget
+    from tasks.call_scope import RunScope, scoped
 
-    with err_console.status(f"running {task.id} with {who} ({backend.name} sandbox)"):
+    # The run's budget and cache choice reach its model calls by run id (tasks/call_scope.py).
+    run_id = new_id()
+    budget = Budget(max_cost_usd=max_cost, max_tokens=max_tokens, ignore_unpriced=ignore_unpriced)
+    scope = RunScope(budget=budget if budget.limited else None, cache=cache)
+    with scoped(run_id, scope), err_console.status(f"running {task.id} with {who} ({backend.name} sandbox)"):
         summary = run_task_flow(
             task_dir=str(task.folder),
             workers=workers or None,
@@ -158,10 +164,7 @@ def run(
             max_rounds=rounds,
             sandbox=backend.name,
             traces_dir=traces or settings.traces_dir,
-            cache=cache,
-            max_cost=max_cost,
-            max_tokens=max_tokens,
-            ignore_unpriced=ignore_unpriced,
+            run_id=run_id,
         )
     if as_json:
         print(summary_json(summary))

@@ -2,27 +2,14 @@
 
 from __future__ import annotations
 
-from typing import get_args
-
 from orchestrator.errors import UserInputError
-from orchestrator.records import WorkerRole, WorkerSpec
+from orchestrator.records import WorkerSpec
 from orchestrator.settings import Settings
 from providers.base import create_provider, provider_names
-from providers.pricing import price_table, unit_prices
+from providers.pricing import price_table
 
-ROLES: tuple[str, ...] = get_args(WorkerRole)
-
-
-def parse_worker(text: str) -> WorkerSpec:
-    """``openai:gpt-4o-mini``, ``ollama:llama3.2:latest:critic``, ``replay:answers.jsonl``."""
-    provider, sep, rest = text.partition(":")
-    if not sep or not provider or not rest:
-        raise UserInputError(f"--worker {text!r}: expected PROVIDER:MODEL[:ROLE], e.g. openai:gpt-4o-mini:solver")
-    model, role = rest, "solver"
-    head, _, tail = rest.rpartition(":")
-    if head and tail in ROLES:
-        model, role = head, tail
-    return WorkerSpec(provider=provider, model=model, role=role)  # type: ignore[arg-type]
+#: ``PROVIDER:MODEL[:ROLE]`` as the CLI and settings give workers (the parsing lives on the record).
+parse_worker = WorkerSpec.parse
 
 
 def rejection_reason(worker: WorkerSpec, settings: Settings) -> str | None:
@@ -52,21 +39,3 @@ def preflight(workers: list[WorkerSpec], settings: Settings) -> None:
         check = getattr(provider, "check_model", None)
         if callable(check):
             check(worker.model)
-
-
-def unpriced_workers(
-    workers: list[WorkerSpec], router: str, workflows: list[str], settings: Settings
-) -> list[str]:
-    """``provider:model`` of every model a run may call that the price table has no entry for: the
-    explicit workers, else the router's model and its defaults for these workflows; and the judge."""
-    from tasks.route import LLM_MODES, default_workers, router_workers  # route imports this module
-
-    candidates = list(workers)
-    if not candidates:
-        candidates = router_workers(settings) if router in LLM_MODES else []
-        for workflow in workflows:
-            candidates += default_workers(router, workflow, settings)
-    if settings.judge_worker:
-        candidates.append(parse_worker(settings.judge_worker))
-    found = [f"{w.provider}:{w.model}" for w in candidates if unit_prices(w.provider, w.model, settings) is None]
-    return sorted(set(found))
