@@ -161,7 +161,7 @@ def _run_in(
         if left:
             raise SandboxError(f"{left} processes of the candidate's uid survived the reaping")
         out[name] = _outcome(warm.label, reply, time.monotonic() - started)
-    warm.runner.ask({"op": "close", "sid": sid}, _CONTROL_TIMEOUT_S)
+    warm.runner.send({"op": "close", "sid": sid})
 
 
 def _timed_out(label: str, elapsed: float) -> tuple[ExecResult, TestReport]:

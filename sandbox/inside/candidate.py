@@ -275,7 +275,15 @@ class Server:
         raise ValueError(f"unknown op {op!r}")
 
 
-_UNARY: dict[str, Callable[[Any], Any]] = {"len": len, "iter": iter, "next": next, "repr": repr, "str": str, "bool": bool, "hash": hash}
+_UNARY: dict[str, Callable[[Any], Any]] = {
+    "len": len,
+    "iter": iter,
+    "next": next,
+    "repr": repr,
+    "str": str,
+    "bool": bool,
+    "hash": hash,
+}
 _BINARY: dict[str, Callable[[Any, Any], Any]] = {
     "getitem": lambda obj, key: obj[key],
     "contains": lambda obj, item: item in obj,

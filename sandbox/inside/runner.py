@@ -11,12 +11,13 @@ line on stdin, answering one JSON line on stdout (a channel no process of the ca
   proxy of the candidate's module in ``sys.modules``, runs ``pytest.main`` on the suite with a plugin
   that records each test's outcome, and sends the outcome back once pytest's own session end has
   run; the zygote answers ``result`` with it;
-- ``close``: remove the session's files.
+- ``close``: remove the session's files (answered by nothing: the host does not wait).
 """
 
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import json
 import os
@@ -24,7 +25,9 @@ import shutil
 import socket
 import struct
 import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest  # imported once here: every suite's child starts with it loaded
@@ -37,13 +40,103 @@ ROOT = os.environ.get("ORCH_SESSIONS", "/s")
 _RANK = {"passed": 0, "skipped": 1, "failed": 2, "error": 3}
 
 
+#: The options every suite runs with that decide which plugins load (the rest are per suite).
+_PLUGIN_ARGS = ["-p", "no:cacheprovider"]
+#: A Config with pytest's builtin plugins and the installed (entry-point) ones registered, made
+#: once here: building it is a third of what ``pytest.main`` costs. Each child completes its own copy.
+_PREBUILT: Any = None
+
+
 def _warm_up() -> None:
-    """Import what every pytest run imports, so that the forked children need not."""
-    from _pytest.config import default_plugins
+    """Import and set up what every pytest run needs, so that the forked children need not."""
+    global _PREBUILT
+    from _pytest.config import default_plugins, get_config
 
     for name in default_plugins:
         with contextlib.suppress(ImportError):
             importlib.import_module(f"_pytest.{name}")
+    _rehearse()
+    with contextlib.suppress(Exception):  # a pytest without these internals: pytest.main, as is
+        config = get_config(list(_PLUGIN_ARGS))
+        config.pluginmanager.load_setuptools_entrypoints("pytest11")
+        _reuse_argument_parsers()
+        config._parser._getparser()  # built here, once, for the options every suite has
+        _PREBUILT = config
+    gc.freeze()  # what the zygote holds stays shared with its children instead of being copied
+
+
+def _reuse_argument_parsers() -> None:
+    """pytest builds its argparse parser anew for each of the six times it parses a command line;
+    reuse it while no option was added since (a conftest that adds options gets a fresh one)."""
+    from _pytest.config import argparsing
+
+    build = argparsing.Parser._getparser
+
+    def cached(self: Any) -> Any:
+        key = tuple(id(option) for group in [*self._groups, self._anonymous] for option in group.options)
+        built = self.__dict__.get("_orch_parser")
+        if built is None or built[0] != key:
+            built = self.__dict__["_orch_parser"] = (key, build(self))
+        return built[1]
+
+    argparsing.Parser._getparser = cached  # type: ignore[method-assign]
+
+
+def _rehearse() -> None:
+    """One pytest run on a throw-away suite, here in the zygote: what pytest imports lazily (pdb,
+    ...) and the regular expressions it compiles are then ready in every child. Its test module and
+    path entries are removed again; nothing of a task is involved."""
+    folder = tempfile.mkdtemp(prefix="rehearsal-")
+    test = os.path.join(folder, "test_orch_rehearsal.py")
+    with open(test, "w", encoding="utf-8") as fh:
+        fh.write("import pytest\n\n@pytest.mark.parametrize('x', [1])\ndef test_it(x):\n    assert x == 1\n")
+    saved_path, saved_modules = list(sys.path), set(sys.modules)
+    out = os.dup(1)
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 1)
+        with contextlib.suppress(BaseException):
+            pytest.main([test, *_PLUGIN_ARGS, "-q", "-c", os.devnull, "--rootdir", folder])
+    finally:
+        sys.stdout.flush()
+        os.dup2(out, 1)
+        os.close(out)
+        os.close(null)
+        sys.path[:] = saved_path
+        for name in set(sys.modules) - saved_modules:
+            if "rehearsal" in name:
+                del sys.modules[name]
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _pytest_main(args: list[str], recorder: Recorder) -> int:
+    """``pytest.main(args, plugins=[recorder])``, starting from the prebuilt Config when there is one.
+
+    The same steps as pytest's own ``main`` (7.x), minus building the plugin manager again; plugins
+    installed in this python were loaded into it by the zygote (so autoload is off here).
+    """
+    if _PREBUILT is None:
+        return int(pytest.main(args, plugins=[recorder]))
+    from _pytest.config import Config, ConftestImportFailure, ExitCode
+
+    os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    config = _PREBUILT
+    config.invocation_params = Config.InvocationParams(args=args, plugins=None, dir=Path.cwd())
+    manager = config.pluginmanager
+    manager.register(recorder)
+    try:
+        config = manager.hook.pytest_cmdline_parse(pluginmanager=manager, args=args)
+    except ConftestImportFailure as exc:
+        print(f"ImportError while loading conftest '{exc.path}': {exc.excinfo[1]!r}", file=sys.stderr)
+        config._ensure_unconfigure()
+        return int(ExitCode.USAGE_ERROR)
+    except BaseException:
+        config._ensure_unconfigure()
+        raise
+    try:
+        return int(config.hook.pytest_cmdline_main(config=config))
+    finally:
+        config._ensure_unconfigure()
 
 
 def main() -> None:
@@ -57,9 +150,8 @@ def main() -> None:
             _reply({"ok": True})
         elif op == "suite":
             run_suite(command)
-        elif op == "close":
+        elif op == "close":  # no answer: the host need not wait for the files to go
             shutil.rmtree(os.path.join(ROOT, command["sid"]), ignore_errors=True)
-            _reply({"ok": True})
         else:
             _reply({"error": f"unknown op {op!r}"})
 
@@ -211,10 +303,10 @@ def _suite_child(command: dict[str, Any], listener: socket.socket, result_fd: in
             print(note)
     recorder = Recorder()
     args = [
-        command["dir"], "-p", "no:cacheprovider", "-q", "--tb=short", "--no-header",
+        command["dir"], *_PLUGIN_ARGS, "-q", "--tb=short", "--no-header",
         "-c", command["ini"] or os.devnull, "--rootdir", ".", "--confcutdir", ".",
     ]  # fmt: skip
-    exit_status = int(pytest.main(args, plugins=[recorder]))
+    exit_status = _pytest_main(args, recorder)
     sys.stdout.flush()
     sys.stderr.flush()
     cap = int(command["output_bytes"])
