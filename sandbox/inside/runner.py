@@ -56,12 +56,14 @@ def _warm_up() -> None:
         with contextlib.suppress(ImportError):
             importlib.import_module(f"_pytest.{name}")
     _rehearse()
-    with contextlib.suppress(Exception):  # a pytest without these internals: pytest.main, as is
-        config = get_config(list(_PLUGIN_ARGS))
-        config.pluginmanager.load_setuptools_entrypoints("pytest11")
-        _reuse_argument_parsers()
-        config._parser._getparser()  # built here, once, for the options every suite has
-        _PREBUILT = config
+    if pytest.__version__.startswith("7."):  # the internals below are 7.x's; others: pytest.main
+        with contextlib.suppress(Exception):
+            config = get_config(list(_PLUGIN_ARGS))
+            config.pluginmanager.load_setuptools_entrypoints("pytest11")
+            _reuse_argument_parsers()
+            parser: Any = config._parser
+            parser._getparser()  # built once here, for the options every suite has
+            _PREBUILT = config
     gc.freeze()  # what the zygote holds stays shared with its children instead of being copied
 
 
@@ -70,7 +72,8 @@ def _reuse_argument_parsers() -> None:
     reuse it while no option was added since (a conftest that adds options gets a fresh one)."""
     from _pytest.config import argparsing
 
-    build = argparsing.Parser._getparser
+    parser_class: Any = argparsing.Parser
+    build = parser_class._getparser
 
     def cached(self: Any) -> Any:
         key = tuple(id(option) for group in [*self._groups, self._anonymous] for option in group.options)
@@ -79,7 +82,7 @@ def _reuse_argument_parsers() -> None:
             built = self.__dict__["_orch_parser"] = (key, build(self))
         return built[1]
 
-    argparsing.Parser._getparser = cached  # type: ignore[method-assign]
+    parser_class._getparser = cached
 
 
 def _rehearse() -> None:
@@ -127,7 +130,8 @@ def _pytest_main(args: list[str], recorder: Recorder) -> int:
     try:
         config = manager.hook.pytest_cmdline_parse(pluginmanager=manager, args=args)
     except ConftestImportFailure as exc:
-        print(f"ImportError while loading conftest '{exc.path}': {exc.excinfo[1]!r}", file=sys.stderr)
+        cause = getattr(exc, "excinfo", (None, exc))[1]
+        print(f"ImportError while loading conftest '{exc.path}': {cause!r}", file=sys.stderr)
         config._ensure_unconfigure()
         return int(ExitCode.USAGE_ERROR)
     except BaseException:
