@@ -144,7 +144,7 @@ def _run_in(
              "ini": TASK_INI if TASK_INI in files else None},
             _CONTROL_TIMEOUT_S,
         )  # fmt: skip
-        warm.launcher.ask(
+        spawned = warm.launcher.ask(
             {"op": "spawn", "uid": uid, "work": f"{warm.sessions_root}/{sid}/work",
              "socket": f"{warm.sessions_root}/{sid}/{listening['listening'].rsplit('/', 1)[-1]}",
              "module": module, "limits": _child_limits(limits), "env": warm.candidate_env,
@@ -157,7 +157,9 @@ def _run_in(
             out[name] = _timed_out(warm.label, time.monotonic() - started)
             raise _SuiteTimedOut(name) from None
         finally:
-            left = warm.launcher.ask({"op": "reap", "uid": uid}, _CONTROL_TIMEOUT_S).get("left")
+            left = warm.launcher.ask(
+                {"op": "reap", "uid": uid, "pid": spawned.get("pid")}, _CONTROL_TIMEOUT_S
+            ).get("left")
         if left:
             raise SandboxError(f"{left} processes of the candidate's uid survived the reaping")
         out[name] = _outcome(warm.label, reply, time.monotonic() - started)

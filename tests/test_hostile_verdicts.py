@@ -115,7 +115,7 @@ EQUALS_EVERYTHING = {
         "    def __repr__(self):\n        return '5'\n    def __index__(self):\n        return 5\n"
         "def add(a, b):\n    return Five()\n"
     ),
-    "eq_patched_on_the_builtin_comparison_path": (
+    "isinstance_patched_in_builtins": (
         "import builtins\n_orig = builtins.isinstance\nbuiltins.isinstance = lambda obj, cls: True\n" + WRONG
     ),
 }

@@ -34,6 +34,8 @@ from . import wire
 #: Each candidate uid gets its own scratch directory (HOME, TMPDIR) here; the directory is 1777.
 SCRATCH = os.environ.get("ORCH_SCRATCH", "/tmp")
 _REAP_TIMEOUT_S = 5.0
+#: How long a candidate's process has to end on its own once the runner closed its connection.
+_EXIT_GRACE_S = 0.2
 _PR_SET_CHILD_SUBREAPER = 36
 
 
@@ -55,7 +57,7 @@ def main() -> None:
         if command["op"] == "spawn":
             reply: dict[str, Any] = {"pid": spawn(command)}
         elif command["op"] == "reap":
-            reply = {"left": reap(command["uid"])}
+            reply = {"left": reap(command["uid"], command.get("pid"))}
         else:
             reply = {"error": f"unknown op {command['op']!r}"}
         sys.stdout.write(json.dumps(reply) + "\n")
@@ -90,14 +92,24 @@ def spawn(command: dict[str, Any]) -> int:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.connect(command["socket"])
         Server(sock, command["module"], int(command["output_bytes"])).serve()
+        os.chdir("/")
+        shutil.rmtree(scratch)  # the usual end: nothing left for the launcher to clean up
         code = 0
     finally:
         os._exit(code)
 
 
-def reap(uid: int) -> int:
+def reap(uid: int, pid: int | None) -> int:
     """Kill every process of ``uid`` (as that uid: the launcher may signal nothing else) and wait
-    until none is left; return how many were still alive at the deadline."""
+    until none is left; return how many were still alive at the deadline. The usual case costs no
+    fork: the candidate's process ended on its own once the runner hung up, leaving nothing."""
+    if pid is not None:
+        deadline = time.monotonic() + _EXIT_GRACE_S
+        with contextlib.suppress(ChildProcessError):
+            while not os.waitpid(pid, os.WNOHANG)[0] and time.monotonic() < deadline:
+                time.sleep(0.0005)  # no event to wait on with a deadline but a pidfd, which 3.11 lacks here
+        if not _processes_of(uid, None) and not os.path.lexists(os.path.join(SCRATCH, str(uid))):
+            return 0
     helper = os.fork()
     if helper == 0:
         try:
