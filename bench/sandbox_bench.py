@@ -136,6 +136,14 @@ def main() -> None:
     rows = []
     exit_code = 0
     counts: dict[tuple[str, str], Counts] = {}
+    print(
+        f"HumanEval first {args.humaneval}, visible + hidden suite each, concurrency {args.concurrency}; medians in ms;"
+    )
+    print("passed = the hidden suite (the benchmark's own check, the verdict of record)")
+    print(
+        f"{'backend':<8} {'verdict':<11} {'warm-up':>8} {'tiny suite':>11} {'HE suite':>9} {'HE task':>8} {'HE wall s':>10} {'passed':>7}",
+        flush=True,
+    )
     for name, backend in backends.items():
         for mode in modes:
             warmup = ""
@@ -151,19 +159,12 @@ def main() -> None:
             passed = args.humaneval - len(failed)
             exit_code |= bool(failed)
             rows.append((name, mode, warmup, ms(suite), ms(he_suite), ms(task), wall, passed))
+            print(
+                f"{name:<8} {mode:<11} {warmup:>8} {ms(suite):>11} {ms(he_suite):>9} {ms(task):>8} {wall:>10.1f} {passed:>4}/{args.humaneval}",
+                flush=True,
+            )
             if failed:
-                print(f"{name} {mode}: FAILED {failed}")
-    print(
-        f"\nHumanEval first {args.humaneval}, visible + hidden suite each, concurrency {args.concurrency}; medians in ms;"
-    )
-    print("passed = the hidden suite (the benchmark's own check, the verdict of record)")
-    print(
-        f"{'backend':<8} {'verdict':<11} {'warm-up':>8} {'tiny suite':>11} {'HE suite':>9} {'HE task':>8} {'HE wall s':>10} {'passed':>7}"
-    )
-    for name, mode, warmup, suite_ms, he_suite_ms, task_ms, wall, passed in rows:
-        print(
-            f"{name:<8} {mode:<11} {warmup:>8} {suite_ms:>11} {he_suite_ms:>9} {task_ms:>8} {wall:>10.1f} {passed:>4}/{args.humaneval}"
-        )
+                print(f"{name} {mode}: FAILED {failed}", flush=True)
     for name in backends:
         if (name, "in_process") in counts and (name, "isolated") in counts:
             old_counts, new_counts = counts[name, "in_process"], counts[name, "isolated"]
