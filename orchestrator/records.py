@@ -156,6 +156,10 @@ class TestReport(BaseModel):
     failed: int = 0
     errors: int = 0
     skipped: int = 0
+    #: How the verdict was taken (docs/sandbox.md): ``isolated`` = the tests in a trusted process,
+    #: the candidate in another, out of reach of the report; ``in_process`` = pytest imported the
+    #: candidate (a task's explicit choice, or a sandbox that cannot isolate), forgeable from inside.
+    verdict_mode: Literal["isolated", "in_process"] = "in_process"
 
     @property
     def total(self) -> int:
@@ -233,6 +237,8 @@ class AttemptRow(BaseModel):
     killed: bool
     output_excerpt: str
     ts: datetime = Field(default_factory=utcnow)
+    #: TestReport.verdict_mode of this run (None: recorded before verdicts said how they were taken).
+    verdict_mode: Literal["isolated", "in_process"] | None = None
 
 
 class CandidateResult(BaseModel):
