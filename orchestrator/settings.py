@@ -4,28 +4,45 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from orchestrator.errors import ConfigurationError
+from orchestrator.records import Rounds, SandboxName
 
 DEFAULT_ALLOWED_PROVIDERS = ("ollama", "openai", "anthropic", "gemini", "groq", "local", "replay")
 DEFAULT_ALLOWED_OLLAMA_MODELS = ("llama3.2:latest", "qwen2.5:7b", "llama3:latest")
 
-#: Environment variables whose values are secrets: never copied into a sandbox, a trace or a log.
-SECRET_ENV_NAMES = (
-    "OPENAI_API_KEY",
-    "ANTHROPIC_API_KEY",
-    "GEMINI_API_KEY",
-    "GOOGLE_API_KEY",
-    "GROQ_API_KEY",
-)
+RouterMode = Literal["cost-first", "quality-first", "learned", "hint"]
+ROUTER_MODES: tuple[str, ...] = get_args(RouterMode)
 
 
 def _alias(*names: str) -> AliasChoices:
     return AliasChoices(*names)
+
+
+_EXPIRY_UNITS = {"s": 1, "m": 60, "h": 3600, "D": 86_400, "W": 7 * 86_400, "M": 30 * 86_400, "Y": 365 * 86_400}
+
+
+def parse_expiry(text: str) -> float | None:
+    """``"12h"``, ``"1W"``, ``"30m"`` -> seconds (units s m h D W M Y, as Inspect writes them);
+    ``"never"`` -> None (entries do not expire). Raises ValueError naming the accepted forms."""
+    value = text.strip()
+    if value.lower() == "never":
+        return None
+    number, unit = value[:-1], value[-1:]
+    if unit not in _EXPIRY_UNITS or not number.isdigit() or int(number) <= 0:
+        raise ValueError(f"{text!r} is not an expiry; use a count and a unit (s m h D W M Y), e.g. 1W or 12h, or never")
+    return float(int(number) * _EXPIRY_UNITS[unit])
+
+
+class CallLimit(BaseModel):
+    """A bound on one provider's (or one model's) calls: how many in flight, how many a minute."""
+
+    in_flight: int | None = Field(default=None, ge=1, le=1024)
+    rpm: int | None = Field(default=None, ge=1)
 
 
 class Settings(BaseSettings):
@@ -38,8 +55,8 @@ class Settings(BaseSettings):
     # defaults for a run
     provider: str = "local"
     model: str = "qwen2.5-coder-0.5b"
-    max_rounds: int = Field(default=2, ge=1, le=4)
-    sandbox: Literal["auto", "local", "docker"] = "auto"
+    max_rounds: Rounds = 2
+    sandbox: SandboxName = "auto"
     sandbox_image: str = "orchestrator-sandbox:latest"
     sandbox_python: str | None = None  # interpreter of the local backend; unset: the system python3
     worker_concurrency: int = Field(default=4, ge=1, le=64)
@@ -61,10 +78,28 @@ class Settings(BaseSettings):
     # allow-lists (configuration, not constants)
     allowed_providers: tuple[str, ...] = DEFAULT_ALLOWED_PROVIDERS
     allowed_ollama_models: tuple[str, ...] = DEFAULT_ALLOWED_OLLAMA_MODELS
-    router_mode: Literal["cost-first", "quality-first", "learned", "hint"] = "hint"
+    router_mode: RouterMode = "hint"
     prices_file: Path | None = None
 
-    # provider credentials and endpoints, under the names users already have
+    # model-call cache (providers/cache.py): auto caches calls at temperature 0
+    cache: Literal["auto", "on", "off"] = "auto"
+    cache_path: Path | None = None  # unset: <cache_dir>/calls.sqlite
+    cache_expiry: str = "1W"  # s m h D W M Y, or never
+
+    # per-provider limits (providers/limits.py), shared by every run of the process
+    provider_in_flight: int = Field(default=8, ge=1, le=1024)  # calls in flight per provider
+    provider_rpm: int | None = Field(default=None, ge=1)  # requests a minute per provider; unset: no bound
+    model_in_flight: int | None = Field(default=None, ge=1, le=1024)  # per provider:model; unset: none
+    model_rpm: int | None = Field(default=None, ge=1)
+    limits: dict[str, CallLimit] = Field(default_factory=dict)  # "provider" or "provider:model" -> override
+
+    # cooldown (providers/cooldown.py): more than N failures in the window, or a 429, benches a model
+    cooldown_failures: int = Field(default=3, ge=0)  # N
+    cooldown_window_s: float = Field(default=60.0, gt=0)
+    cooldown_s: float = Field(default=5.0, ge=0)  # at least this long; a longer Retry-After wins
+
+    # provider credentials and endpoints, under the names users already have. Every SecretStr field is
+    # a secret (redacted, kept from sandboxes); a provider's key field is ``<provider>_api_key``.
     openai_api_key: SecretStr | None = Field(default=None, validation_alias=_alias("OPENAI_API_KEY"))
     openai_base_url: str | None = Field(default=None, validation_alias=_alias("ORCH_OPENAI_BASE_URL", "OPENAI_BASE_URL"))
     anthropic_api_key: SecretStr | None = Field(default=None, validation_alias=_alias("ANTHROPIC_API_KEY"))
@@ -79,7 +114,7 @@ class Settings(BaseSettings):
     groq_base_url: str | None = Field(default=None, validation_alias=_alias("ORCH_GROQ_BASE_URL", "GROQ_BASE_URL"))
     ollama_host: str = Field(default="http://127.0.0.1:11434", validation_alias=_alias("OLLAMA_HOST", "ORCH_OLLAMA_HOST"))
 
-    # routing and judging (tasks/route.py, tasks/router_learned.py, tasks/judge.py)
+    # routing and judging (tasks/route.py, domain/router_learned.py, tasks/judge.py)
     router_worker: str | None = None  # PROVIDER:MODEL of the LLM router; unset: the default provider/model
     learned_router_path: Path | None = None  # unset: <cache_dir>/router/learned_router.json
     learned_router_neighbours: int = Field(default=5, ge=1, le=100)
@@ -87,6 +122,40 @@ class Settings(BaseSettings):
     judge_worker: str | None = None  # PROVIDER:MODEL of the rubric judge; unset: no LLM judge
     judge_mode: Literal["pairwise", "pointwise"] = "pairwise"
     pair_min_margin: float = Field(default=0.2, gt=0, le=1)  # score gap that makes a preference pair
+
+    @field_validator("cache_expiry")
+    @classmethod
+    def _check_expiry(cls, value: str) -> str:
+        parse_expiry(value)
+        return value
+
+    @property
+    def call_cache_path(self) -> Path:
+        return self.cache_path or self.cache_dir / "calls.sqlite"
+
+
+def _env_names(field: str) -> tuple[str, ...]:
+    alias = Settings.model_fields[field].validation_alias
+    return tuple(str(a) for a in alias.choices) if isinstance(alias, AliasChoices) else (f"ORCH_{field.upper()}",)
+
+
+#: Settings fields that hold secrets (derived from their type, so a new key field is one line above).
+SECRET_FIELDS: tuple[str, ...] = tuple(
+    name for name, info in Settings.model_fields.items() if SecretStr in get_args(info.annotation)
+)
+#: Environment variables whose values are secrets: never copied into a sandbox, a trace or a log.
+SECRET_ENV_NAMES: tuple[str, ...] = tuple(env for field in SECRET_FIELDS for env in _env_names(field))
+
+
+def _key_env(field: str) -> str:
+    first, *others = _env_names(field)
+    return f"{first} (or {', '.join(others)})" if others else first
+
+
+#: provider -> the variable(s) a user sets for its key, as error messages name them.
+KEY_ENV: dict[str, str] = {
+    field.removesuffix("_api_key"): _key_env(field) for field in SECRET_FIELDS if field.endswith("_api_key")
+}
 
 
 @lru_cache(maxsize=1)
@@ -102,11 +171,16 @@ def get_settings() -> Settings:
         ) from None
 
 
+def traces_root(traces_dir: str | None, settings: Settings | None = None) -> str:
+    """The trace store a run writes to: the one it names, else ``ORCH_TRACES_DIR``."""
+    return traces_dir or (settings or get_settings()).traces_dir
+
+
 def secret_values(settings: Settings | None = None) -> list[str]:
     """The secret strings currently configured, for redaction."""
     settings = settings or get_settings()
     values = []
-    for name in ("openai_api_key", "anthropic_api_key", "gemini_api_key", "groq_api_key"):
+    for name in SECRET_FIELDS:
         value = getattr(settings, name)
         if value is not None and value.get_secret_value():
             values.append(value.get_secret_value())

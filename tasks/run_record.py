@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from datetime import datetime
 
 from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
 
-from orchestrator.records import RunRow, RunSummary, WorkerSpec, utcnow
+from orchestrator.records import CandidateResult, RunRow, RunSummary, WorkerSpec, sum_cost, utcnow
 from orchestrator.taskspec import Task
 from orchestrator.traces import TraceStore
-
-
-def sum_cost(values: list[float | None]) -> float | None:
-    """Total cost; unknown (None) when any part is unknown, since a partial sum would understate it."""
-    return None if any(v is None for v in values) else round(sum(v for v in values if v is not None), 10)
+from tasks.call_scope import scope_for
 
 
 def artifact_key(task_id: str) -> str:
@@ -28,8 +25,17 @@ def _money(value: float | None) -> str:
     return "unknown" if value is None else f"${value:.6f}"
 
 
+def budget_stop(summary: RunSummary) -> str | None:
+    """Why the run stopped early: what the flow said, else the reason its budget refused a call."""
+    if summary.stopped:
+        return summary.stopped
+    budget = scope_for(summary.run_id).budget
+    refused = budget.refused.get(summary.run_id) if budget is not None else None
+    return f"stopped by the {refused}" if refused else None
+
+
 def summary_markdown(summary: RunSummary) -> str:
-    verdict = "passed" if summary.passed else ("error" if summary.error else "failed")
+    verdict = "passed" if summary.passed else ("stopped" if summary.stopped else "error" if summary.error else "failed")
     lines = [
         f"### {summary.task_id} ({summary.workflow}): **{verdict}**",
         "",
@@ -49,7 +55,43 @@ def summary_markdown(summary: RunSummary) -> str:
         )
     if summary.error:
         lines += ["", f"error: {summary.error}"]
+    if summary.stopped:
+        lines += ["", f"stopped between calls: {summary.stopped}"]
     return "\n".join(lines)
+
+
+def build_summary(
+    run_id: str,
+    task: Task,
+    results: list[CandidateResult],
+    best: CandidateResult | None,
+    *,
+    started: float,
+    sandbox: str | None,
+    passed: bool,
+    tests_passed: int,
+    tests_failed: int,
+) -> RunSummary:
+    """A run's summary from its candidates; the workflow says what passing and the test counts mean."""
+    errors = [r.error for r in results if r.error]
+    return RunSummary(
+        run_id=run_id,
+        task_id=task.id,
+        workflow=task.workflow,
+        passed=passed,
+        rounds=max((r.rounds for r in results), default=0),
+        tests_passed=tests_passed,
+        tests_failed=tests_failed,
+        prompt_tokens=sum(r.prompt_tokens for r in results),
+        completion_tokens=sum(r.completion_tokens for r in results),
+        cost_usd=sum_cost([r.cost_usd for r in results]),
+        duration_s=round(time.perf_counter() - started, 3),
+        sandbox=sandbox,
+        best_candidate=best.candidate_id if best else None,
+        candidates=results,
+        # an error of the run only when no candidate got as far as a round
+        error="; ".join(errors) if errors and not any(r.rounds for r in results) else None,
+    )
 
 
 def record_run(
@@ -60,7 +102,15 @@ def record_run(
     sweep_id: str | None,
     started_at: datetime,
 ) -> None:
-    """Write the run's row (last, so a run with a row is a finished run) and publish its summary."""
+    """Write the run's row (last, so a run with a row is a finished run) and publish its summary.
+
+    A run whose budget refused a call is ``stopped`` (a sweep runs it again on resume), whatever
+    the flow made of the refusal.
+    """
+    stopped = budget_stop(summary)
+    if stopped and not summary.stopped:
+        summary.stopped = stopped
+    flow_run_id = flow_run.get_id()
     TraceStore(traces).write(
         "runs",
         [
@@ -69,7 +119,7 @@ def record_run(
                 task_id=summary.task_id,
                 workflow=summary.workflow,
                 task_dir=str(task.folder),
-                status="error" if summary.error else "completed",
+                status="stopped" if stopped else "error" if summary.error else "completed",
                 passed=summary.passed,
                 rounds=summary.rounds,
                 candidates=len(summary.candidates),
@@ -80,13 +130,15 @@ def record_run(
                 sandbox=summary.sandbox,
                 workers=json.dumps([w.label for w in workers]),
                 sweep_id=sweep_id,
-                flow_run_id=str(flow_run.get_id() or ""),
-                error=summary.error,
+                flow_run_id=str(flow_run_id or ""),
+                error="; ".join(e for e in (stopped, summary.error) if e) or None,
                 started_at=started_at,
                 finished_at=utcnow(),
             )
         ],
     )
+    if flow_run_id is None:
+        return  # steps run without Prefect (tests, plain runners): no UI to publish to
     create_markdown_artifact(
         summary_markdown(summary),
         key=artifact_key(summary.task_id),

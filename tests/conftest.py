@@ -24,6 +24,11 @@ _SESSION_HOME = Path(tempfile.mkdtemp(prefix="orch-prefect-home-"))
 os.environ.setdefault("PREFECT_HOME", str(_SESSION_HOME))
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+# The session's Prefect server shares two cores with everything else: a busy moment answers 503,
+# which the client retries; give it more tries than the default 5 before a task run errors.
+os.environ.setdefault("PREFECT_CLIENT_MAX_RETRIES", "10")
+# The model-call cache of the session lives beside it, never in the user's ~/.cache.
+os.environ.setdefault("ORCH_CACHE_PATH", str(_SESSION_HOME / "calls.sqlite"))
 
 
 def free_port() -> int:
@@ -71,13 +76,19 @@ def prefect_api() -> Iterator[str]:
     )
     try:
         wait_http_ok(f"{url}/health", 120, proc)
+        from prefect.context import refresh_global_settings_context
+
         previous = os.environ.get("PREFECT_API_URL")
         os.environ["PREFECT_API_URL"] = url
+        # Prefect read its settings when the test modules imported it: without a refresh, in-process
+        # flows would ignore this server and start an ephemeral one per process.
+        refresh_global_settings_context()
         yield url
         if previous is None:
             os.environ.pop("PREFECT_API_URL", None)
         else:
             os.environ["PREFECT_API_URL"] = previous
+        refresh_global_settings_context()
     finally:
         proc.terminate()
         try:

@@ -27,6 +27,7 @@ app = typer.Typer(
 )
 err_console = Console(stderr=True, emoji=False)
 
+from orchestrator.cli import cache as _cache  # noqa: E402,F401
 from orchestrator.cli import importers as _importers  # noqa: E402,F401
 from orchestrator.cli import pairs as _pairs  # noqa: E402,F401
 from orchestrator.cli import router as _router  # noqa: E402,F401

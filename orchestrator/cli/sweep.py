@@ -14,16 +14,22 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from orchestrator.cli import app, err_console
-from orchestrator.cli.options import TracesOption, open_store
+from orchestrator.cli.options import (
+    CacheOption,
+    IgnoreUnpricedOption,
+    MaxCostOption,
+    MaxTokensOption,
+    TracesOption,
+    open_store,
+)
 from orchestrator.cli.run import choose_workers
 from orchestrator.errors import OrchestratorError, UserInputError
 from orchestrator.records import new_id
 from orchestrator.settings import get_settings
 from orchestrator.traces import TraceStore
-from tasks import sweep_ledger as _ledger  # noqa: F401  (registers the sweep tables for `traces` too)
 
 if TYPE_CHECKING:
-    from tasks.sweep_report import SweepReport
+    from domain.sweep_report import SweepReport
 
 
 class SweepFailed(OrchestratorError):
@@ -40,7 +46,7 @@ def _params_error(exc: ValidationError) -> UserInputError:
 
 def _watch(store: TraceStore, sweep_id: str, total: int, stop: threading.Event) -> None:
     """Advance a progress bar from the ledger (what is durably finished), until ``stop`` is set."""
-    from tasks.sweep_ledger import finished_count
+    from domain.sweep_ledger import finished_count
 
     columns = (TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=err_console, transient=False) as bar:
@@ -56,7 +62,9 @@ def print_report(report: SweepReport, console: Console) -> None:
     cost = f"${report.cost_usd:.6f}" + ("" if report.cost_complete else " (some unknown)")
     console.print(
         f"sweep {report.name} ({report.sweep_id}): [bold]{report.passed}/{report.total} passed[/bold] "
-        f"({100 * report.pass_rate:.1f}%), {report.failed} failed, {report.errored} errored; "
+        f"({100 * report.pass_rate:.1f}%), {report.failed} failed, {report.errored} errored"
+        + (f", {report.skipped} skipped: budget (resume with a larger one)" if report.skipped else "")
+        + "; "
         f"cost {cost}; {report.duration_s:.1f}s; "
         + ", ".join(f"{k} {100 * v:.1f}%" for k, v in report.pass_at_k.items())
     )
@@ -126,10 +134,17 @@ def sweep(
         str, typer.Option(help="The run-task deployment, for --executor deployment.")
     ] = "run-task/run-task",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
+    cache: CacheOption = None,
+    max_cost: MaxCostOption = None,
+    max_tokens: MaxTokensOption = None,
+    ignore_unpriced: IgnoreUnpricedOption = False,
+    retry_errors: Annotated[
+        bool, typer.Option(help="With --resume/--sweep-id: run again only the runs that ended in error.")
+    ] = False,
 ) -> int:
     """Run every task under DIR; exit 0 when the sweep completed (whatever its pass rate), else non-zero."""
+    from domain.sweep_ledger import sweeps
     from flows.sweep import SweepParams, prepare
-    from tasks.sweep_ledger import sweeps
 
     settings = get_settings()
     workers, router = choose_workers(settings, provider, model, replay, worker, router)
@@ -150,6 +165,11 @@ def sweep(
                 "traces_dir": str(store.root),
                 "executor": executor,
                 "deployment": deployment,
+                "cache": cache,
+                "max_cost": max_cost,
+                "max_tokens": max_tokens,
+                "ignore_unpriced": ignore_unpriced,
+                "retry_errors": retry_errors,
             }
         )
     except ValidationError as exc:
@@ -162,6 +182,10 @@ def sweep(
                 f"--resume: no sweep named {prepared.name!r} in {store.root}; start one without --resume"
             )
         params.sweep_id = earlier[0]["sweep_id"]
+    if retry_errors and params.sweep_id is None:
+        from flows.sweep import RETRY_NEEDS_SWEEP
+
+        raise UserInputError(RETRY_NEEDS_SWEEP)
     params.sweep_id = params.sweep_id or new_id()
 
     from flows.sweep import sweep_flow

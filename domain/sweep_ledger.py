@@ -6,72 +6,28 @@ Order of writes for one (task, sample): the workflow writes its ``runs`` row (an
 
 The one gap is a kill between the two writes: the run is in ``runs`` but not in the ledger. Resume
 does not run such a task again; it *adopts* the orphan run (writes its ledger row from the ``runs``
-row), so each (task, sample) has one run in ``runs`` for the sweep. Reads also deduplicate the
-ledger by (sweep_id, task_id, sample), keeping the earliest row, so that what a summary counts can
-never hold a row twice even if two processes resumed the same sweep at once.
+row), so each (task, sample) has one run in ``runs`` for the sweep.
+
+A (task, sample) may have several ledger rows: ``skipped`` (a budget kept it from starting),
+``stopped`` (a budget refused one of its calls), then a later run when the sweep is resumed, or an
+``error`` run followed by its rerun under ``--retry-errors``. Reads keep one row per (task_id,
+sample): the latest run of record (a ``skipped`` row only when nothing ran), so a summary counts
+each task once, with its latest run, even if two processes resumed the same sweep at once.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
-
-from orchestrator.records import RunRow, RunSummary, utcnow
-from orchestrator.traces import TraceStore, register_table
-
-
-class SweepTaskRow(BaseModel):
-    """One finished (task, sample) of a sweep: the run of record and what the summary needs from it."""
-
-    sweep_id: str
-    task_id: str
-    sample: int = 0
-    run_id: str
-    workflow: str
-    task_dir: str
-    status: str  # completed | error
-    passed: bool | None = None
-    rounds: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost_usd: float | None = None
-    duration_s: float = 0.0
-    candidates: str = "[]"  # JSON list of {"model": "provider:model", "role": ..., "passed": bool | null}
-    adopted: bool = False  # written on resume from an orphan runs row, not right after the run
-    error: str | None = None
-    finished_at: datetime = Field(default_factory=utcnow)
-
-
-class SweepRow(BaseModel):
-    """A sweep's start (``event="started"``) or end (``event="finished"``, with its totals)."""
-
-    sweep_id: str
-    name: str
-    event: str  # started | finished
-    tasks: str  # the folder or glob swept
-    params: str = "{}"  # JSON of the sweep's parameters (for the record)
-    total: int = 0
-    passed: int = 0
-    failed: int = 0
-    errored: int = 0
-    pass_rate: float | None = None
-    cost_usd: float | None = None
-    duration_s: float = 0.0
-    models: str = "[]"  # JSON list of per-model stats, so a history chart reads one table
-    ts: datetime = Field(default_factory=utcnow)
-
-
-register_table("sweep_tasks", SweepTaskRow)
-register_table("sweeps", SweepRow)
+from orchestrator.records import RunRow, RunSummary, SweepTaskRow, WorkerSpec
+from orchestrator.traces import TraceStore
 
 
 def model_of(worker_label: str) -> tuple[str, str]:
     """``provider:model:role`` -> (``provider:model``, role); model names may hold colons themselves."""
-    model, _, role = worker_label.rpartition(":")
-    return model, role
+    worker = WorkerSpec.from_label(worker_label)
+    return worker.model_label, worker.role
 
 
 def candidates_from_summary(summary: RunSummary) -> list[dict[str, Any]]:
@@ -101,7 +57,7 @@ def ledger_row(
         run_id=run["run_id"],
         workflow=run["workflow"],
         task_dir=run["task_dir"],
-        status="error" if run["status"] == "error" else "completed",
+        status=run["status"] if run["status"] in ("error", "stopped") else "completed",
         passed=run["passed"],
         rounds=run["rounds"] or 0,
         prompt_tokens=run["prompt_tokens"] or 0,
@@ -150,20 +106,36 @@ def ensure_run_row(
     return row.model_dump()
 
 
-def finished(store: TraceStore, sweep_id: str) -> list[dict[str, Any]]:
-    """The sweep's ledger, one row per (task_id, sample): the earliest written wins."""
+#: Statuses of a run that a plain resume does not run again.
+DONE = ("completed", "error")
+#: Statuses the budget left: a resume (with a larger budget) runs these again.
+BUDGET_LEFT = ("skipped", "stopped")
+
+
+def ledger(store: TraceStore, sweep_id: str) -> list[dict[str, Any]]:
+    """The sweep's record, one row per (task_id, sample): its latest run, or its ``skipped`` row
+    when it never ran."""
     return query(
         store,
         "SELECT * FROM sweep_tasks WHERE sweep_id = ? "
-        "QUALIFY row_number() OVER (PARTITION BY task_id, sample ORDER BY finished_at, run_id) = 1 "
+        "QUALIFY row_number() OVER (PARTITION BY task_id, sample "
+        "ORDER BY status = 'skipped', finished_at DESC, run_id DESC) = 1 "
         "ORDER BY task_id, sample",
         [sweep_id],
     )
 
 
+def finished(store: TraceStore, sweep_id: str) -> list[dict[str, Any]]:
+    """The (task, sample)s whose latest run completed or errored: what a summary counts."""
+    return [r for r in ledger(store, sweep_id) if r["status"] in DONE]
+
+
 def finished_count(store: TraceStore, sweep_id: str) -> int:
     rows = query(
-        store, "SELECT count(DISTINCT (task_id, sample)) AS n FROM sweep_tasks WHERE sweep_id = ?", [sweep_id]
+        store,
+        "SELECT count(DISTINCT (task_id, sample)) AS n FROM sweep_tasks "
+        "WHERE sweep_id = ? AND list_contains(?, status)",
+        [sweep_id, list(DONE)],
     )
     return int(rows[0]["n"])
 
@@ -192,9 +164,3 @@ def sweeps(store: TraceStore, name: str | None = None) -> list[dict[str, Any]]:
         "ORDER BY ts DESC",
         params,
     )
-
-
-def sweep_started_at(store: TraceStore, sweep_id: str) -> datetime | None:
-    rows = query(store, "SELECT min(ts) AS t FROM sweeps WHERE sweep_id = ?", [sweep_id])
-    value = rows[0]["t"] if rows else None
-    return value if isinstance(value, datetime) else None
