@@ -6,7 +6,7 @@ the strategy's own cost::
     nice -n 19 python bench/quality.py humaneval --strategies one,filter,fix,cascade [--every 4]
     nice -n 19 python bench/quality.py gsm8k --strategies one,sc [--limit 200] [--every 4]
 
-HumanEval strategies (``--prompt flow`` is tasks/prompts.py's prompt, ``card`` the EvalPlus instruct
+HumanEval strategies (``--prompt flow`` is domain/prompts.py's prompt, ``card`` the EvalPlus instruct
 prompt the model card's figure comes from; every code call stops at the closing fence):
 
 - ``one``: one greedy call (the baseline);
@@ -18,8 +18,8 @@ prompt the model card's figure comes from; every code call stops at the closing 
   visible tests fail;
 - ``card-one`` / ``card-filter``: ``one`` / ``filter`` with the card prompt.
 
-GSM8K strategies: ``one`` (greedy, tasks/question_prompts.py's prompt) and ``sc`` (``--samples``
-answers at ``--temperature``, majority vote by tasks/answers.py).
+GSM8K strategies: ``one`` (greedy, domain/question_prompts.py's prompt) and ``sc`` (``--samples``
+answers at ``--temperature``, majority vote by domain/answers.py).
 
 Every model call and every test verdict is cached in ``--cache`` (JSONL, keyed by model, messages
 and sampling parameters; verdicts by code and suite): strategies share calls (``filter`` starts from
@@ -55,6 +55,10 @@ sys.path.insert(0, str(ROOT))
 # for one thread (measured side by side at load average 9).
 os.environ.setdefault("ORCH_LOCAL_THREADS", "1")
 
+from domain.answers import majority_vote, parse_answer, score_answer  # noqa: E402
+from domain.code_extract import extract_code  # noqa: E402
+from domain.prompts import solve_messages  # noqa: E402
+from domain.question_prompts import question_messages  # noqa: E402
 from orchestrator.importers import create_benchmark, folder_name, write_tasks  # noqa: E402
 from orchestrator.records import Completion, Limits, Message  # noqa: E402
 from orchestrator.settings import get_settings  # noqa: E402
@@ -62,10 +66,6 @@ from orchestrator.taskspec import Task, load_task  # noqa: E402
 from providers.local import LocalProvider  # noqa: E402
 from sandbox import get_backend  # noqa: E402
 from sandbox.pytest_runner import run_pytest  # noqa: E402
-from tasks.answers import majority_vote, parse_answer, score_answer  # noqa: E402
-from tasks.code_extract import extract_code  # noqa: E402
-from tasks.prompts import solve_messages  # noqa: E402
-from tasks.question_prompts import question_messages  # noqa: E402
 
 STRONG = "qwen2.5-coder-0.5b"
 WEAK = "smollm2-135m"
