@@ -38,7 +38,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
@@ -279,6 +278,8 @@ class TableFiles:
 
 def read_files(fs: pafs.FileSystem, paths: Sequence[str], schema: pa.Schema, table: str) -> pa.Table:
     """The rows of ``paths`` in today's ``schema``: columns older files lack are null."""
+    import pyarrow.dataset as pads  # imports pandas: kept off the path of `orchestrator traces sql`
+
     try:
         return pads.dataset(list(paths), schema=schema, format="parquet", filesystem=fs).to_table()
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:

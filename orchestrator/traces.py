@@ -20,15 +20,13 @@ import os
 import re
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 from pydantic import BaseModel
 
@@ -44,6 +42,15 @@ _SCALARS: dict[Any, pa.DataType] = {
     float: pa.float64(),
     bool: pa.bool_(),
     datetime: pa.timestamp("us", tz="UTC"),
+}
+
+#: The same types as DuckDB names them.
+_DUCKDB_TYPES = {
+    "string": "VARCHAR",
+    "int64": "BIGINT",
+    "double": "DOUBLE",
+    "bool": "BOOLEAN",
+    "timestamp[us, tz=UTC]": "TIMESTAMPTZ",
 }
 
 #: Table name -> row model. Modules add their own tables with :func:`register_table`.
@@ -205,10 +212,12 @@ class TraceStore:
         return [Path(f.path) for f in live]
 
     def read(self, table: str, **equals: Any) -> pa.Table:
+        import pyarrow.dataset as pads  # imports pandas: not on the path of `orchestrator traces sql`
+
         schema = arrow_schema(TABLES[table])
         condition = None
         for key, value in equals.items():
-            term = pc.field(key).is_null() if value is None else pc.field(key) == value
+            term = pads.field(key).is_null() if value is None else pads.field(key) == value
             condition = term if condition is None else condition & term
 
         def attempt() -> pa.Table:
@@ -223,9 +232,10 @@ class TraceStore:
     def rows(self, table: str, **equals: Any) -> list[dict[str, Any]]:
         return self.read(table, **equals).to_pylist()
 
-    def connect(self) -> duckdb.DuckDBPyConnection:
-        """A DuckDB connection with one view per table, in today's columns (empty tables too)."""
-        return _retrying(self._connect)
+    def connect(self, tables: Iterable[str] | None = None) -> duckdb.DuckDBPyConnection:
+        """A DuckDB connection with one view per table (or per one of ``tables``), in today's columns
+        (empty tables too)."""
+        return _retrying(lambda: self._connect(tables))
 
     def table_names(self) -> list[str]:
         """The registered tables, then any other table folder found in the store (a module not imported here)."""
@@ -242,10 +252,14 @@ class TraceStore:
         except FileNotFoundError:
             return []
 
-    def _connect(self) -> duckdb.DuckDBPyConnection:
+    def _connect(self, tables: Iterable[str] | None = None) -> duckdb.DuckDBPyConnection:
         con = duckdb.connect()
+        names = self.table_names()
+        if tables is not None:
+            wanted = set(tables)
+            names = [n for n in names if n in wanted]
         try:
-            for name in self.table_names():
+            for name in names:
                 self._create_view(con, name)
         except BaseException:
             con.close()
@@ -259,15 +273,23 @@ class TraceStore:
                 listed = ", ".join("'" + p.replace("'", "''") + "'" for p in paths)
                 con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet([{listed}], union_by_name=true)")
             elif paths:
+                import pyarrow.dataset as pads
+
                 con.register(name, pads.dataset(paths, format="parquet", filesystem=self.fs))
             return
         schema = arrow_schema(TABLES[name])
         columns = ", ".join(f'"{c}"' for c in schema.names)
-        con.register(f"_{name}_empty", schema.empty_table())
+        # An empty relation of today's columns, in SQL: registering an Arrow table makes DuckDB import pandas.
+        empty = ", ".join(
+            f'CAST(NULL AS {_DUCKDB_TYPES[str(field.type)]}) AS "{field.name}"' for field in schema
+        )
+        con.execute(f"CREATE TEMP VIEW _{name}_empty AS SELECT {empty} WHERE false")
         if not paths:
             con.execute(f"CREATE VIEW {name} AS SELECT * FROM _{name}_empty")
         elif self.remote:
             # DuckDB reads object stores only through an extension it downloads; Arrow scans for it.
+            import pyarrow.dataset as pads
+
             dataset = pads.dataset(paths, schema=schema, format="parquet", filesystem=self.fs)
             con.register(f"_{name}_files", dataset)
             con.execute(f"CREATE VIEW {name} AS SELECT {columns} FROM _{name}_files")
@@ -281,8 +303,13 @@ class TraceStore:
             )
 
     def sql(self, query: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+        try:  # views for the tables the query names only: a query of one table lists one folder
+            named: set[str] | None = duckdb.get_table_names(query)
+        except duckdb.Error:
+            named = None  # let the query itself report what is wrong with it
+
         def attempt() -> tuple[list[str], list[tuple[Any, ...]]]:
-            con = self._connect()
+            con = self._connect(named)
             try:
                 cursor = con.execute(query)
                 columns = [d[0] for d in cursor.description or []]

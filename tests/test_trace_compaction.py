@@ -62,7 +62,8 @@ def test_replaced_files_stay_for_the_grace_period(tmp_path: Path) -> None:
 
 
 def _write_many(root: str, name: str, count: int) -> None:
-    store = TraceStore(root, compact_after=4, delete_grace_s=0, fsync=False)
+    # A short grace: replaced files are deleted while the test runs, yet not under a reader's feet.
+    store = TraceStore(root, compact_after=4, delete_grace_s=2, fsync=False)
     for i in range(count):
         store.write("calls", [_call(name, str(i))])
 
@@ -87,6 +88,8 @@ def test_processes_write_and_compact_while_a_reader_never_sees_a_row_twice_or_lo
     assert totals == sorted(totals), "a reader missed rows it had seen before"
     assert seen[-1] == (writers * per_writer, writers * per_writer)
     assert len(seen) > 5  # the reader read while the writers wrote
+    on_disk = len(list((tmp_path / "calls").glob("*.parquet")))
+    assert on_disk < writers * per_writer  # replaced files were deleted on the way
 
 
 def test_threads_write_and_compact_at_once(tmp_path: Path) -> None:
