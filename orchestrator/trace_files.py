@@ -115,7 +115,9 @@ def _sources(fs: pafs.FileSystem, file: TraceFile) -> frozenset[str]:
 class TableFiles:
     """The files of one table under ``folder`` on ``fs``; ``local`` when renames and flock are available."""
 
-    def __init__(self, fs: pafs.FileSystem, folder: str, table: str, *, local: bool, grace_s: float = 60.0) -> None:
+    def __init__(
+        self, fs: pafs.FileSystem, folder: str, table: str, *, local: bool, grace_s: float = 60.0
+    ) -> None:
         self.fs, self.folder, self.table, self.local = fs, folder, table, local
         self.grace_s = grace_s  # how long a replaced file outlives the compacted file that replaces it
 
@@ -272,8 +274,44 @@ class TableFiles:
             for entry in os.scandir(self.folder):
                 # A writer's temporary file lives milliseconds; one this old was left by a crash.
                 with contextlib.suppress(FileNotFoundError):
-                    if entry.name.endswith(".tmp") and now - entry.stat().st_mtime > max(10 * self.grace_s, 600):
+                    if entry.name.endswith(".tmp") and now - entry.stat().st_mtime > max(
+                        10 * self.grace_s, 600
+                    ):
                         os.unlink(entry.path)
+
+
+def _fits(old: pa.DataType, new: pa.DataType) -> bool:
+    """Whether a column of type ``old`` reads as ``new`` without loss of meaning."""
+    if old == new or pa.types.is_null(old):
+        return True
+    if pa.types.is_integer(old):
+        return pa.types.is_integer(new) or pa.types.is_floating(new)
+    if pa.types.is_floating(old):
+        return pa.types.is_floating(new)
+    if pa.types.is_string(old) or pa.types.is_large_string(old):
+        return pa.types.is_string(new) or pa.types.is_large_string(new)
+    if pa.types.is_timestamp(old):
+        return pa.types.is_timestamp(new)
+    return False
+
+
+def check_older_files(fs: pafs.FileSystem, files: Sequence[TraceFile], schema: pa.Schema, table: str) -> None:
+    """Refuse, with the fix, a file of an older schema version whose column no longer reads as today's.
+
+    Only older files are opened (today's writer writes today's schema): their footers, not their rows.
+    """
+    for file in files:
+        if file.version >= SCHEMA_VERSION:
+            continue
+        found = pq.read_schema(file.path, filesystem=fs)
+        for field in found:
+            index = schema.get_field_index(field.name)
+            if index >= 0 and not _fits(field.type, schema.field(index).type):
+                raise ConfigurationError(
+                    f"trace table {table!r}: {file.path} (trace schema version {file.version}) has column "
+                    f"{field.name!r} as {field.type}, today's is {schema.field(index).type}: move the file out "
+                    "of the table's folder or convert that column, then run `orchestrator traces compact`"
+                )
 
 
 def read_files(fs: pafs.FileSystem, paths: Sequence[str], schema: pa.Schema, table: str) -> pa.Table:

@@ -32,7 +32,7 @@ from pydantic import BaseModel
 
 from orchestrator import records
 from orchestrator.errors import ConfigurationError
-from orchestrator.trace_files import TableFiles, file_metadata, read_files, write_name
+from orchestrator.trace_files import TableFiles, check_older_files, file_metadata, read_files, write_name
 
 _log = logging.getLogger(__name__)
 
@@ -181,13 +181,17 @@ class TraceStore:
         """Append an Arrow table in the table's schema as one new file (what :meth:`write` does for rows)."""
         schema = arrow_schema(TABLES[table])
         files = self._files(table)
-        path = files.write(data.cast(schema), write_name(_safe(label)), file_metadata(table), fsync=self.fsync)
+        path = files.write(
+            data.cast(schema), write_name(_safe(label)), file_metadata(table), fsync=self.fsync
+        )
         if self.compact_after > 0:
             try:
                 if files.needs_compaction(self.compact_after):
                     files.compact(schema, self.compact_after)
             except Exception as exc:  # the rows are written; a merge that failed is tried again later
-                _log.warning("trace table %s: compaction failed (%s); it is retried on a later write", table, exc)
+                _log.warning(
+                    "trace table %s: compaction failed (%s); it is retried on a later write", table, exc
+                )
         return self._path(path)
 
     def compact(self, table: str | None = None, *, everything: bool = True) -> dict[str, int]:
@@ -199,7 +203,9 @@ class TraceStore:
         names = [table] if table else self.table_names()
         return {
             name: self._files(name).compact(
-                arrow_schema(TABLES[name]) if name in TABLES else None, self.compact_after or 1, everything=everything
+                arrow_schema(TABLES[name]) if name in TABLES else None,
+                self.compact_after or 1,
+                everything=everything,
             )
             for name in names
         }
@@ -221,10 +227,11 @@ class TraceStore:
             condition = term if condition is None else condition & term
 
         def attempt() -> pa.Table:
-            paths = [f.path for f in self._files(table).live()]
-            if not paths:
+            live = self._files(table).live()
+            if not live:
                 return schema.empty_table()
-            data = read_files(self.fs, paths, schema, table)
+            check_older_files(self.fs, live, schema, table)
+            data = read_files(self.fs, [f.path for f in live], schema, table)
             return data if condition is None else data.filter(condition)
 
         return _retrying(attempt)
@@ -245,7 +252,9 @@ class TraceStore:
         if self.remote:
             found = self.fs.get_file_info(pafs.FileSelector(self._base, allow_not_found=True))
             return sorted(
-                i.base_name for i in found if i.type == pafs.FileType.Directory and _TABLE_NAME.match(i.base_name)
+                i.base_name
+                for i in found
+                if i.type == pafs.FileType.Directory and _TABLE_NAME.match(i.base_name)
             )
         try:
             return sorted(e.name for e in os.scandir(self._base) if e.is_dir() and _TABLE_NAME.match(e.name))
@@ -267,18 +276,23 @@ class TraceStore:
         return con
 
     def _create_view(self, con: duckdb.DuckDBPyConnection, name: str) -> None:
-        paths = [f.path for f in self._files(name).live()]
+        live = self._files(name).live()
+        paths = [f.path for f in live]
         if name not in TABLES:  # a table whose row model is not imported: the files' own columns
             if paths and not self.remote:
                 listed = ", ".join("'" + p.replace("'", "''") + "'" for p in paths)
-                con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet([{listed}], union_by_name=true)")
+                con.execute(
+                    f"CREATE VIEW {name} AS SELECT * FROM read_parquet([{listed}], union_by_name=true)"
+                )
             elif paths:
                 import pyarrow.dataset as pads
 
                 con.register(name, pads.dataset(paths, format="parquet", filesystem=self.fs))
             return
         schema = arrow_schema(TABLES[name])
-        columns = ", ".join(f'"{c}"' for c in schema.names)
+        check_older_files(self.fs, live, schema, name)
+        # Today's columns in today's types, whatever each file has (an older file's int32 reads as BIGINT).
+        columns = ", ".join(f'CAST("{f.name}" AS {_DUCKDB_TYPES[str(f.type)]}) AS "{f.name}"' for f in schema)
         # An empty relation of today's columns, in SQL: registering an Arrow table makes DuckDB import pandas.
         empty = ", ".join(
             f'CAST(NULL AS {_DUCKDB_TYPES[str(field.type)]}) AS "{field.name}"' for field in schema
@@ -340,4 +354,3 @@ def _retrying(read: typing.Callable[[], _T], attempts: int = 5) -> _T:
 
 def _safe(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in text)[:64]
-

@@ -68,7 +68,9 @@ def _write_many(root: str, name: str, count: int) -> None:
         store.write("calls", [_call(name, str(i))])
 
 
-def test_processes_write_and_compact_while_a_reader_never_sees_a_row_twice_or_lose_one(tmp_path: Path) -> None:
+def test_processes_write_and_compact_while_a_reader_never_sees_a_row_twice_or_lose_one(
+    tmp_path: Path,
+) -> None:
     root = str(tmp_path)
     writers, per_writer = 3, 60
     ctx = multiprocessing.get_context("spawn")
@@ -119,7 +121,10 @@ def test_kill_9_in_the_middle_of_compactions_loses_and_doubles_nothing(tmp_path:
             store.write("calls", [_call(f"k{kill}", str(i))])
         total += 40
         proc = subprocess.Popen(
-            [sys.executable, "-c", _COMPACT_FOREVER, str(tmp_path)], cwd=ROOT, stdout=subprocess.PIPE, text=True
+            [sys.executable, "-c", _COMPACT_FOREVER, str(tmp_path)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
         deadline = time.monotonic() + 60
@@ -147,8 +152,16 @@ def test_files_of_the_older_schema_are_read_and_rewritten(tmp_path: Path) -> Non
     # What the store wrote before versions existed: "<run>-<uuid>.parquet", no metadata, and (as an older
     # row model would) without a column that today's has.
     (tmp_path / "runs").mkdir(parents=True)
-    old = pa.table({"run_id": ["old"], "task_id": ["t"], "workflow": ["coding"], "task_dir": ["x"],
-                    "status": ["completed"], "passed": [True]})
+    old = pa.table(
+        {
+            "run_id": ["old"],
+            "task_id": ["t"],
+            "workflow": ["coding"],
+            "task_dir": ["x"],
+            "status": ["completed"],
+            "passed": [True],
+        }
+    )
     pq.write_table(old, tmp_path / "runs" / "old-0123456789ab.parquet")
     store = TraceStore(tmp_path)
     store.write("runs", [RunRow(run_id="new", task_id="t", workflow="coding", task_dir="x", status="failed")])
@@ -182,3 +195,34 @@ def test_a_table_whose_module_is_not_imported_is_still_queryable(tmp_path: Path)
     store.compact("widgets")
     assert len(store.files("widgets")) == 1
     assert store.sql("SELECT sum(n), count(m) FROM widgets")[1] == [(6, 1)]
+
+
+def test_a_file_of_the_older_schema_that_no_longer_fits_names_the_file_and_the_fix(tmp_path: Path) -> None:
+    (tmp_path / "runs").mkdir(parents=True)
+    old = pa.table(
+        {
+            "run_id": ["old"],
+            "task_id": ["t"],
+            "workflow": ["coding"],
+            "task_dir": ["x"],
+            "status": ["completed"],
+            "passed": ["yes"],
+            "rounds": pa.array([2], pa.int32()),
+        }
+    )
+    path = tmp_path / "runs" / "old-0123456789ab.parquet"
+    pq.write_table(old, path)
+    store = TraceStore(tmp_path)
+    store.write("runs", [RunRow(run_id="new", task_id="t", workflow="coding", task_dir="x", status="failed")])
+    fix = rf"{path}.*'passed' as string, today's is bool: move the file out .*convert that column"
+    with pytest.raises(ConfigurationError, match=fix):
+        store.sql("SELECT count(*) FROM runs")
+    with pytest.raises(ConfigurationError, match=fix):
+        store.rows("runs")
+    # Once converted, it reads in today's types (an int32 column of an older writer reads as BIGINT).
+    pq.write_table(old.set_column(5, "passed", pa.array([True])), path)
+    assert store.sql("SELECT run_id, passed, rounds + 0 FROM runs ORDER BY run_id")[1] == [
+        ("new", None, 0),
+        ("old", True, 2),
+    ]
+    assert store.sql("SELECT typeof(rounds) FROM runs LIMIT 1")[1] == [("BIGINT",)]
