@@ -39,12 +39,12 @@ def main() -> int:
     args = parser.parse_args()
     os.environ["ORCH_MAX_TOKENS"] = str(args.max_tokens)
 
+    from domain.router_learned import evaluate, read_traces, save_router, train
+    from domain.workers import parse_worker
     from flows.run_task import run_task_flow
     from orchestrator.settings import get_settings
     from orchestrator.taskspec import discover_tasks, load_task
     from orchestrator.traces import TraceStore
-    from tasks.router_learned import evaluate, read_traces, save_router, train
-    from tasks.workers import parse_worker
 
     tasks_dir, traces_dir = args.out / "tasks", args.out / "traces"
     orchestrator = Path(sys.executable).with_name("orchestrator")

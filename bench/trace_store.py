@@ -35,7 +35,6 @@ import duckdb
 import pyarrow as pa
 
 from orchestrator.traces import TABLES, TraceStore, arrow_schema
-from tasks import sweep_ledger  # noqa: F401  (registers sweep_tasks and sweeps)
 
 ORCHESTRATOR = str(Path(sys.executable).with_name("orchestrator"))
 MODELS = [f"replay:model-{i}:solver" for i in range(8)]
@@ -47,7 +46,7 @@ import json, sys, time
 t0 = time.perf_counter()
 c0 = time.process_time()
 from orchestrator.traces import TraceStore
-from tasks.sweep_ledger import finished, orphan_runs, sweeps
+from domain.sweep_ledger import finished, orphan_runs, sweeps
 store = TraceStore(sys.argv[1], compact_after=0)
 t1, c1 = time.perf_counter(), time.process_time()
 earlier = sweeps(store, "nightly")

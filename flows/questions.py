@@ -16,24 +16,9 @@ import json
 import time
 from typing import Any
 
-from prefect import flow, get_run_logger
-from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 
-from orchestrator.records import (
-    CandidateResult,
-    Message,
-    RouteDecision,
-    RunSummary,
-    WorkerSpec,
-    new_id,
-    utcnow,
-)
-from orchestrator.settings import get_settings
-from orchestrator.taskspec import Task
-from orchestrator.traces import TraceStore
-from sandbox import get_backend
-from tasks.answers import (
+from domain.answers import (
     ParsedAnswer,
     Vote,
     answer_key,
@@ -42,18 +27,36 @@ from tasks.answers import (
     parse_answer,
     score_answer,
 )
-from tasks.coding import load_task_folder, traces_root
+from domain.question_prompts import answer_format, question_messages, tool_output_message
+from domain.rag_index import Hit
+from flows._workflow import workflow_flow
+from flows.runner import Runner
+from orchestrator.records import (
+    AnswerRow,
+    CandidateResult,
+    Message,
+    RouteDecision,
+    RunRequest,
+    RunSummary,
+    Usage,
+    WorkerSpec,
+    new_id,
+    utcnow,
+)
+from orchestrator.settings import get_settings, traces_root
+from orchestrator.taskspec import Task
+from orchestrator.traces import TraceStore
+from sandbox import get_backend
 from tasks.debate import Critique, critique, revise_messages
 from tasks.judge import judge_task, judge_workers_for
-from tasks.model_call import release_run
+from tasks.load import load_task_folder
+from tasks.logs import run_logger
+from tasks.model_call import run_resources
 from tasks.python_tool import code_to_run, run_python
 from tasks.question import Reply, ask_solver
-from tasks.question_prompts import answer_format, question_messages, tool_output_message
-from tasks.question_records import AnswerRow
-from tasks.rag_index import Hit
 from tasks.retrieval import retrieve
 from tasks.route import route_task
-from tasks.run_record import record_run, sum_cost
+from tasks.run_record import build_summary, record_run
 from tasks.verify import Verification, cited_ids, verify_answer, verify_citations
 
 #: code runs a science candidate may ask for while answering (each round of debate included)
@@ -62,7 +65,7 @@ MAX_TOOL_RUNS = 3
 SAMPLE_TEMPERATURE = 0.7
 
 
-class QCandidate(BaseModel):
+class QCandidate(Usage):
     """One sample of one solver, as it moves through answering, debate and checks."""
 
     candidate_id: str = Field(default_factory=new_id)
@@ -74,19 +77,11 @@ class QCandidate(BaseModel):
     rounds: int = 1
     tool_runs: int = 0
     approved: bool | None = None
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost_usd: float | None = 0.0
     error: str | None = None
     parsed: ParsedAnswer = ParsedAnswer(answer=None, form="none")
     correct: bool | None = None
     verified: bool | None = None
     votes: int = 0
-
-    def spend(self, prompt_tokens: int, completion_tokens: int, cost_usd: float | None) -> None:
-        self.prompt_tokens += prompt_tokens
-        self.completion_tokens += completion_tokens
-        self.cost_usd = None if self.cost_usd is None or cost_usd is None else self.cost_usd + cost_usd
 
 
 class Setup(BaseModel):
@@ -105,53 +100,36 @@ class Setup(BaseModel):
 def question_flow(name: str, description: str, *, rag: bool = False, python_tool: bool = False) -> Any:
     """A Prefect flow for one question workflow, with the parameters every workflow flow takes."""
 
-    # Prefect types task_runner with an invariant generic that rejects its own ThreadPoolTaskRunner.
-    @flow(name=name, description=description, task_runner=ThreadPoolTaskRunner(max_workers=4), log_prints=False)  # type: ignore[arg-type]
-    def question_workflow_flow(
-        task_dir: str,
-        workers: list[WorkerSpec] | None = None,
-        router: str | None = None,
-        max_rounds: int = 2,
-        sandbox: str = "auto",
-        traces_dir: str | None = None,
-        sweep_id: str | None = None,
-        run_id: str | None = None,
-    ) -> RunSummary:
-        return run_question_workflow(
-            task_dir=task_dir, workers=workers, router=router, max_rounds=max_rounds, sandbox=sandbox,
-            traces_dir=traces_dir, sweep_id=sweep_id, run_id=run_id, rag=rag, python_tool=python_tool,
-        )
+    def run(request: RunRequest, runner: Runner) -> RunSummary:
+        return run_question_workflow(request, runner, rag=rag, python_tool=python_tool)
 
-    return question_workflow_flow
+    return workflow_flow(name, description, run)
 
 
 def run_question_workflow(
-    *,
-    task_dir: str,
-    workers: list[WorkerSpec] | None,
-    router: str | None,
-    max_rounds: int,
-    sandbox: str,
-    traces_dir: str | None,
-    sweep_id: str | None,
-    run_id: str | None,
-    rag: bool = False,
-    python_tool: bool = False,
+    request: RunRequest, runner: Runner, *, rag: bool = False, python_tool: bool = False
 ) -> RunSummary:
-    """The body of the three question flows; called inside a flow, it submits Prefect tasks."""
+    """The body of the three question flows (its Prefect tasks run through ``runner``)."""
+    with run_resources(request.run_id):
+        return _answer(request, runner, rag=rag, python_tool=python_tool)
+
+
+def _answer(request: RunRequest, runner: Runner, *, rag: bool, python_tool: bool) -> RunSummary:
     started_at, started = utcnow(), time.perf_counter()
-    run_id = run_id or new_id()
-    traces = traces_root(traces_dir)
+    run_id, traces = request.run_id, traces_root(request.traces_dir)
     settings = get_settings()
     samples = settings.samples
-    task = load_task_folder(task_dir, require_tests=False)
-    decision = route_task(task, run_id, traces, router=router, workers=workers, max_rounds=max_rounds)
+    task = runner.call(load_task_folder, task_dir=request.task_dir, require_tests=False)
+    decision = runner.call(
+        route_task, task=task, run_id=run_id, traces_dir=traces, router=request.router, workers=request.workers,
+        max_rounds=request.max_rounds,
+    )
     use_python = python_tool and decision.tools.python_sandbox
     setup = Setup(
         task=task, run_id=run_id, traces=traces, decision=decision,
-        hits=retrieve(task, run_id, traces).hits if rag else None,
+        hits=runner.call(retrieve, task_=task, run_id=run_id, traces_dir=traces).hits if rag else None,
         python_tool=use_python,
-        sandbox=get_backend(sandbox, settings).name if use_python else None,
+        sandbox=get_backend(request.sandbox, settings).name if use_python else None,
         temperature=max(settings.temperature, SAMPLE_TEMPERATURE) if samples > 1 else settings.temperature,
     )
     solvers = decision.by_role("solver") or decision.workers[:1]
@@ -161,9 +139,9 @@ def run_question_workflow(
         for w in solvers
         for i in range(1, samples + 1)
     ]
-    converse(candidates, setup, "solve")
-    debate(candidates, setup, opening[-1].content)
-    check(candidates, setup)
+    converse(candidates, setup, runner, "solve")
+    debate(candidates, setup, runner, opening[-1].content)
+    check(candidates, setup, runner)
     vote = majority_vote([c.parsed.answer for c in candidates if not c.error], task.spec) if samples > 1 else None
     if vote is not None:
         for c in candidates:
@@ -171,37 +149,35 @@ def run_question_workflow(
             c.votes = vote.count if key is not None and key == vote.key else 0
 
     results = [candidate_result(c, setup) for c in candidates]
-    verdicts = judge_task(
-        task, results, run_id, traces, judge_workers=judge_workers_for(decision.workers, settings), prompt=opening
+    verdicts = runner.call(
+        judge_task, task=task, candidates=results, run_id=run_id, traces_dir=traces,
+        judge_workers=judge_workers_for(decision.workers, settings), prompt=opening,
     )
     ranked = [r for v in verdicts for r in results if r.candidate_id == v.candidate_id]
     best = pick_best(ranked, vote, task)
     TraceStore(traces).write("answers", [answer_row(c, setup, r) for c, r in zip(candidates, results, strict=True)])
     summary = summarise(setup, candidates, results, best, vote, started)
-    record_run(summary, task, decision.workers, traces, sweep_id, started_at)
-    release_run(run_id)
+    record_run(summary, task, decision.workers, traces, request.sweep_id, started_at)
     return summary
 
 
 # ---------------------------------------------------------------- answering
 
 
-def converse(candidates: list[QCandidate], setup: Setup, purpose: str) -> None:
+def converse(candidates: list[QCandidate], setup: Setup, runner: Runner, purpose: str) -> None:
     """Ask every candidate's solver (concurrently) until each has a final reply; run the code they ask to run."""
-    logger = get_run_logger()
+    logger = run_logger()
     task, run_id, traces = setup.task, setup.run_id, setup.traces
     active = [c for c in candidates if c.error is None]
     while active:
-        replies = {
-            c.candidate_id: ask_solver.submit(
-                task, c.fallbacks, c.history, run_id, c.candidate_id, purpose, traces, setup.temperature,
-                seed=c.sample if setup.temperature > 0 else None,
-            )
+        replies = runner.map(ask_solver, [
+            dict(task_=task, workers=c.fallbacks, messages=c.history, run_id=run_id, candidate_id=c.candidate_id,
+                 purpose=purpose, traces_dir=traces, temperature=setup.temperature,
+                 seed=c.sample if setup.temperature > 0 else None)
             for c in active
-        }
-        runs = {}
-        for cand in active:
-            reply = replies[cand.candidate_id].result(raise_on_failure=False)
+        ])
+        to_run: dict[str, dict[str, Any]] = {}
+        for cand, reply in zip(active, replies, strict=True):
             if not isinstance(reply, Reply):
                 cand.error = str(reply)
                 logger.warning("candidate %s (%s) failed: %s", cand.candidate_id, cand.worker.label, cand.error)
@@ -210,19 +186,22 @@ def converse(candidates: list[QCandidate], setup: Setup, purpose: str) -> None:
             cand.reply = reply.text
             code = code_to_run(reply.text) if setup.python_tool and cand.tool_runs < MAX_TOOL_RUNS else None
             if code is not None and setup.sandbox is not None:
-                runs[cand.candidate_id] = run_python.submit(
-                    code, setup.sandbox, task.spec.limits, run_id, cand.candidate_id, cand.worker.label,
-                    cand.tool_runs + 1, traces,
+                to_run[cand.candidate_id] = dict(
+                    code=code, sandbox=setup.sandbox, limits=task.spec.limits, run_id=run_id,
+                    candidate_id=cand.candidate_id, worker=cand.worker.label, step=cand.tool_runs + 1,
+                    traces_dir=traces,
                 )
-        active = [c for c in active if c.candidate_id in runs]
-        for cand in active:
-            row = runs[cand.candidate_id].result()
+        active = [c for c in active if c.candidate_id in to_run]
+        rows = runner.map(run_python, [to_run[c.candidate_id] for c in active])
+        for cand, row in zip(active, rows, strict=True):
+            if isinstance(row, BaseException):
+                raise row  # the sandbox failed to start, after its retry
             cand.tool_runs += 1
             feedback = tool_output_message(row.output, row.exit_code, row.timed_out, MAX_TOOL_RUNS - cand.tool_runs)
             cand.history = [*cand.history, Message(role="assistant", content=cand.reply), feedback]
 
 
-def debate(candidates: list[QCandidate], setup: Setup, question: str) -> None:
+def debate(candidates: list[QCandidate], setup: Setup, runner: Runner, question: str) -> None:
     """With ``use_debate``: a critic reviews each answer; unless it approves, the solver revises (round 2..)."""
     controls = setup.decision.controls
     critics = setup.decision.by_role("critic")
@@ -231,15 +210,13 @@ def debate(candidates: list[QCandidate], setup: Setup, question: str) -> None:
     instruction = "Revise your answer where the review is right. " + answer_format(setup.task)
     for round_number in range(2, controls.max_rounds + 1):
         pending = [c for c in candidates if c.error is None and c.approved is not True]
-        reviews = {
-            c.candidate_id: critique.submit(
-                question, c.reply, critics, setup.run_id, setup.task.id, c.candidate_id, setup.traces
-            )
+        reviews = runner.map(critique, [
+            dict(question=question, candidate=c.reply, critics=critics, run_id=setup.run_id, task_id=setup.task.id,
+                 candidate_id=c.candidate_id, traces_dir=setup.traces)
             for c in pending
-        }
+        ])
         revising = []
-        for cand in pending:
-            review = reviews[cand.candidate_id].result(raise_on_failure=False)
+        for cand, review in zip(pending, reviews, strict=True):
             if not isinstance(review, Critique):
                 cand.approved = None
                 continue  # no critic could answer: the candidate stands as it is
@@ -251,7 +228,7 @@ def debate(candidates: list[QCandidate], setup: Setup, question: str) -> None:
                 revising.append(cand)
         if not revising:
             break
-        converse(revising, setup, "revise")
+        converse(revising, setup, runner, "revise")
 
 
 # ---------------------------------------------------------------- checking
@@ -266,25 +243,24 @@ def verifiers_for(decision: RouteDecision) -> list[WorkerSpec]:
     return [solvers[0].model_copy(update={"role": "verifier"})]
 
 
-def check(candidates: list[QCandidate], setup: Setup) -> None:
+def check(candidates: list[QCandidate], setup: Setup, runner: Runner) -> None:
     """Parse and score every final answer, then have the verifier check them (concurrently)."""
     task, verifiers = setup.task, verifiers_for(setup.decision)
     answered = [c for c in candidates if c.error is None]
     for cand in answered:
         cand.parsed = parse_answer(cand.reply)
         cand.correct = score_answer(cand.parsed.answer, task.spec)
-    futures = {
-        c.candidate_id: (
-            verify_citations.submit(task, verifiers, c.reply, setup.hits, setup.run_id, c.candidate_id, setup.traces)
-            if setup.hits is not None
-            else verify_answer.submit(
-                task, verifiers, c.reply, c.parsed.answer, setup.run_id, c.candidate_id, setup.traces
-            )
-        )
-        for c in answered
-    }
-    for cand in answered:
-        outcome = futures[cand.candidate_id].result(raise_on_failure=False)
+    common = dict(task_=task, verifiers=verifiers, run_id=setup.run_id, traces_dir=setup.traces)
+    outcomes = (
+        runner.map(verify_citations, [
+            dict(common, reply=c.reply, hits=setup.hits, candidate_id=c.candidate_id) for c in answered
+        ])
+        if setup.hits is not None
+        else runner.map(verify_answer, [
+            dict(common, reply=c.reply, answer=c.parsed.answer, candidate_id=c.candidate_id) for c in answered
+        ])
+    )
+    for cand, outcome in zip(answered, outcomes, strict=True):
         if isinstance(outcome, Verification):
             cand.verified = outcome.verdict
             cand.spend(outcome.prompt_tokens, outcome.completion_tokens, outcome.cost_usd)
@@ -355,23 +331,11 @@ def summarise(
     setup: Setup, candidates: list[QCandidate], results: list[CandidateResult], best: CandidateResult | None,
     vote: Vote | None, started: float,
 ) -> RunSummary:
-    errors = [r.error for r in results if r.error]
     best_verified = next((c.verified for c in candidates if best and c.candidate_id == best.candidate_id), None)
-    return RunSummary(
-        run_id=setup.run_id,
-        task_id=setup.task.id,
-        workflow=setup.task.workflow,
+    return build_summary(
+        setup.run_id, setup.task, results, best, started=started, sandbox=setup.sandbox,
         passed=run_passed(best, vote, best_verified, setup.task),
-        rounds=max((r.rounds for r in results), default=0),
         # question workflows have no tests: these count the candidates the reference accepted / refused
         tests_passed=sum(r.passed is True for r in results),
         tests_failed=sum(r.passed is False for r in results),
-        prompt_tokens=sum(r.prompt_tokens for r in results),
-        completion_tokens=sum(r.completion_tokens for r in results),
-        cost_usd=sum_cost([r.cost_usd for r in results]),
-        duration_s=round(time.perf_counter() - started, 3),
-        sandbox=setup.sandbox,
-        best_candidate=best.candidate_id if best else None,
-        candidates=results,
-        error="; ".join(errors) if errors and not any(r.rounds for r in results) else None,
     )

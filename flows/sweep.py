@@ -25,18 +25,8 @@ from prefect.runtime import flow_run as current_flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field, field_validator
 
-from flows.registry import WORKFLOW_FLOWS
-from orchestrator.records import WorkerSpec, new_id
-from orchestrator.settings import get_settings
-from orchestrator.taskspec import Workflow
-from orchestrator.traces import TraceStore, absolute_root
-from sandbox import get_backend
-from tasks.route import check_router
-from tasks.sweep_artifacts import ProgressArtifact, artifact_key, publish
-from tasks.sweep_chart import history_chart
-from tasks.sweep_ledger import (
-    SweepRow,
-    SweepTaskRow,
+from domain.sweep_chart import history_chart
+from domain.sweep_ledger import (
     candidates_from_summary,
     ensure_run_row,
     finished,
@@ -45,9 +35,17 @@ from tasks.sweep_ledger import (
     run_row,
     sweeps,
 )
-from tasks.sweep_plan import WorkItem, select_tasks, sweep_name, work_items
-from tasks.sweep_report import SweepReport, build_report, compare
-from tasks.workers import parse_worker, preflight
+from domain.sweep_plan import WorkItem, select_tasks, sweep_name, work_items
+from domain.sweep_report import SweepReport, build_report, compare
+from domain.workers import parse_worker, preflight
+from flows._sweep_artifacts import ProgressArtifact, artifact_key, publish
+from flows.registry import WORKFLOW_FLOWS
+from orchestrator.records import Rounds, RunRequest, SandboxName, SweepRow, SweepTaskRow, WorkerSpec, new_id
+from orchestrator.settings import get_settings
+from orchestrator.taskspec import Workflow
+from orchestrator.traces import TraceStore, absolute_root
+from sandbox import get_backend
+from tasks.route import check_router
 
 #: The thread pool's size; ``SweepParams.concurrency`` bounds what is in flight below it.
 MAX_CONCURRENCY = 32
@@ -66,9 +64,9 @@ class SweepParams(BaseModel):
         '"PROVIDER:MODEL[:ROLE]"); empty: the router picks them.',
     )
     router: str | None = Field(default=None, description="Router mode when no workers are given.")
-    sandbox: Literal["auto", "local", "docker"] = "auto"
+    sandbox: SandboxName = "auto"
     concurrency: int = Field(default=2, ge=1, le=MAX_CONCURRENCY, description="Runs in flight at once.")
-    max_rounds: int = Field(default=2, ge=1, le=4)
+    max_rounds: Rounds = 2
     samples: int = Field(default=1, ge=1, le=100, description="Runs per task (pass@k needs more than one).")
     name: str | None = Field(
         default=None, description="Sweep name, compared night to night (default: the folder's name)."
@@ -108,22 +106,18 @@ def _run_name() -> str:
     return f"sweep-{params.name or sweep_name(params.tasks)}"
 
 
-def _via_subflow(
-    item: WorkItem, params: SweepParams, sweep_id: str, traces: str, sandbox: str, run_id: str
-) -> Any:
+def _request(item: WorkItem, params: SweepParams, sweep_id: str, traces: str, sandbox: str, run_id: str) -> RunRequest:
+    return RunRequest.model_validate(dict(
+        task_dir=item.task_dir, workers=params.workers or None, router=params.router, max_rounds=params.max_rounds,
+        sandbox=sandbox, traces_dir=traces, sweep_id=sweep_id, run_id=run_id,
+    ))  # sandbox: the backend the sweep resolved once, one of the names
+
+
+def _via_subflow(item: WorkItem, request: RunRequest) -> Any:
     label = f"{item.task_id}#{item.sample}"
     # The workflow's own flow, not run-task: one flow run per task instead of two.
     workflow_flow = WORKFLOW_FLOWS[item.workflow]
-    return workflow_flow.with_options(flow_run_name=lambda: label)(
-        task_dir=item.task_dir,
-        workers=params.workers or None,
-        router=params.router,
-        max_rounds=params.max_rounds,
-        sandbox=sandbox,
-        traces_dir=traces,
-        sweep_id=sweep_id,
-        run_id=run_id,
-    )
+    return workflow_flow.with_options(flow_run_name=lambda: label)(**dict(request))
 
 
 def _trigger(deployment: str, parameters: dict[str, Any], key: str) -> FlowRun:
@@ -135,13 +129,7 @@ def _trigger(deployment: str, parameters: dict[str, Any], key: str) -> FlowRun:
 
 
 def _via_deployment(
-    item: WorkItem,
-    params: SweepParams,
-    sweep_id: str,
-    traces: str,
-    sandbox: str,
-    run_id: str,
-    store: TraceStore,
+    item: WorkItem, params: SweepParams, request: RunRequest, store: TraceStore
 ) -> tuple[str, str | None]:
     """Trigger the run-task deployment and wait; returns (run_id, error).
 
@@ -149,19 +137,10 @@ def _via_deployment(
     attempt started and a worker still executes, instead of starting a second one. A run that
     ended without writing its row (a crashed worker) is started again under a fresh key.
     """
-    parameters = {
-        "task_dir": item.task_dir,
-        "workers": [w.model_dump() for w in params.workers] or None,
-        "router": params.router,
-        "max_rounds": params.max_rounds,
-        "sandbox": sandbox,
-        "traces_dir": traces,
-        "sweep_id": sweep_id,
-        "run_id": run_id,
-    }
-    key = f"{sweep_id}/{item.task_id}/{item.sample}"
+    parameters = request.model_dump(mode="json")
+    key = f"{request.sweep_id}/{item.task_id}/{item.sample}"
     child = _trigger(params.deployment, parameters, key)
-    run_id = str((child.parameters or {}).get("run_id") or run_id)
+    run_id = str((child.parameters or {}).get("run_id") or request.run_id)
     state = child.state
     if state is not None and state.is_final() and not state.is_completed() and run_row(store, run_id) is None:
         run_id = new_id()
@@ -184,14 +163,15 @@ def run_item(item: WorkItem, params: SweepParams, sweep_id: str, traces: str, sa
     run_id = new_id()
     candidates = None
     error: str | None = None
+    request = _request(item, params, sweep_id, traces, sandbox, run_id)
     if params.executor == "local":
         try:
-            summary = _via_subflow(item, params, sweep_id, traces, sandbox, run_id)
+            summary = _via_subflow(item, request)
             candidates = candidates_from_summary(summary)
         except Exception as exc:  # the run failed; the sweep records it and continues
             error = f"{type(exc).__name__}: {exc}"
     else:
-        run_id, error = _via_deployment(item, params, sweep_id, traces, sandbox, run_id, store)
+        run_id, error = _via_deployment(item, params, request, store)
     run = ensure_run_row(
         store,
         run_id=run_id,

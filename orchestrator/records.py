@@ -8,12 +8,20 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from orchestrator.errors import UserInputError
+
 Role = Literal["system", "user", "assistant"]
 WorkerRole = Literal["solver", "critic", "verifier", "retriever", "tester", "judge", "router"]
+WORKER_ROLES: tuple[str, ...] = get_args(WorkerRole)
+#: Sandbox backends a run may name (``auto``: docker when it works here, else local).
+SandboxName = Literal["auto", "local", "docker"]
+#: How many solve/fix (or critique/revise) rounds a run may take.
+MIN_ROUNDS, MAX_ROUNDS = 1, 4
+Rounds = Annotated[int, Field(ge=MIN_ROUNDS, le=MAX_ROUNDS)]
 
 
 def new_id() -> str:
@@ -55,7 +63,65 @@ class WorkerSpec(BaseModel):
 
     @property
     def label(self) -> str:
+        """``provider:model:role``, the form traces and summaries store; :meth:`from_label` reads it back."""
         return f"{self.provider}:{self.model}:{self.role}"
+
+    @property
+    def model_label(self) -> str:
+        """``provider:model``: the model, whatever role it plays."""
+        return f"{self.provider}:{self.model}"
+
+    @classmethod
+    def parse(cls, text: str) -> WorkerSpec:
+        """``openai:gpt-4o-mini``, ``ollama:llama3.2:latest:critic``, ``replay:answers.jsonl`` (role: solver)."""
+        provider, sep, rest = text.partition(":")
+        if not sep or not provider or not rest:
+            raise UserInputError(f"--worker {text!r}: expected PROVIDER:MODEL[:ROLE], e.g. openai:gpt-4o-mini:solver")
+        model, role = rest, "solver"
+        head, _, tail = rest.rpartition(":")
+        if head and tail in WORKER_ROLES:
+            model, role = head, tail
+        return cls(provider=provider, model=model, role=role)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_label(cls, label: str) -> WorkerSpec:
+        """The worker a stored :attr:`label` names (model names may hold colons; the role is the last part)."""
+        provider, _, rest = label.partition(":")
+        model, sep, role = rest.rpartition(":")
+        if not sep or role not in WORKER_ROLES:
+            model, role = rest, "solver"
+        return cls(provider=provider, model=model, role=role)  # type: ignore[arg-type]
+
+
+class Usage(BaseModel):
+    """Tokens and cost spent so far; the cost is unknown (None) once any part of it is."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float | None = 0.0
+
+    def spend(self, prompt_tokens: int, completion_tokens: int, cost_usd: float | None) -> None:
+        self.prompt_tokens += prompt_tokens
+        self.completion_tokens += completion_tokens
+        self.cost_usd = sum_cost([self.cost_usd, cost_usd])
+
+
+def sum_cost(values: list[float | None]) -> float | None:
+    """Total cost; unknown (None) when any part is unknown, since a partial sum would understate it."""
+    return None if any(v is None for v in values) else round(sum(v for v in values if v is not None), 10)
+
+
+class RunRequest(BaseModel):
+    """What one run of one task folder is asked to do: the parameters every workflow flow takes."""
+
+    task_dir: str
+    workers: list[WorkerSpec] | None = None
+    router: str | None = None
+    max_rounds: Rounds = 2
+    sandbox: SandboxName = "auto"
+    traces_dir: str | None = None
+    sweep_id: str | None = None
+    run_id: str = Field(default_factory=new_id)
 
 
 class Limits(BaseModel):
@@ -226,7 +292,7 @@ class RouteControls(BaseModel):
     """How hard the workflow tries: critic/revise rounds and the round budget."""
 
     use_debate: bool = False
-    max_rounds: int = Field(default=2, ge=1, le=4)
+    max_rounds: Rounds = 2
 
 
 class RouteDecision(BaseModel):
@@ -314,3 +380,179 @@ class PreferencePairRow(BaseModel):
     basis: str  # execution | rubric
     judge_model: str
     ts: datetime = Field(default_factory=utcnow)
+
+
+# ---------------------------------------------------------------- question workflows and generated tests
+
+
+class AnswerRow(BaseModel):
+    """One candidate of a question workflow: its final answer, how it was found, and how it scored."""
+
+    run_id: str
+    candidate_id: str
+    task_id: str
+    workflow: str
+    worker: str
+    sample: int
+    rounds: int
+    tool_runs: int
+    output: str
+    answer: str | None
+    answer_form: str  # answer_line | boxed | last_line | none
+    answer_type: str
+    reference: str | None
+    correct: bool | None  # against the reference; None without one
+    verified: bool | None  # the verifier's verdict (answer, or citations for rag_qa)
+    citations: str = "[]"  # JSON list of cited chunk ids (rag_qa)
+    votes: int = 0  # candidates whose answer agrees with the vote's (self-consistency; 0 without a vote)
+    passed: bool | None
+    error: str | None = None
+    ts: datetime = Field(default_factory=utcnow)
+
+
+class VerificationRow(BaseModel):
+    """One check by the verifier: of a final answer, or of one cited chunk."""
+
+    run_id: str
+    task_id: str
+    candidate_id: str
+    kind: str  # answer | citation
+    target: str  # "answer", or the cited chunk id
+    verdict: bool | None
+    reason: str
+    verifier: str
+    ts: datetime = Field(default_factory=utcnow)
+
+
+class ToolRunRow(BaseModel):
+    """One run of a science solver's Python in the sandbox."""
+
+    run_id: str
+    tool_run_id: str = Field(default_factory=new_id)
+    candidate_id: str
+    worker: str
+    step: int
+    code: str
+    sandbox: str
+    exit_code: int | None
+    timed_out: bool
+    killed: bool
+    duration_s: float
+    output: str
+    ts: datetime = Field(default_factory=utcnow)
+
+
+class RetrievalRow(BaseModel):
+    """One retrieved chunk of a rag_qa run, with what retrieved it."""
+
+    run_id: str
+    task_id: str
+    query: str
+    retriever: str  # the embedding model, or bm25
+    fallback_reason: str | None = None  # why bm25 is in use when embedding was wanted
+    index_key: str
+    index_reused: bool
+    k: int
+    rank: int
+    chunk_id: str
+    source: str
+    score: float
+    in_evidence: bool | None  # None when the task names no evidence
+    recall_at_k: float | None  # of the whole retrieval, repeated on each of its rows
+    ts: datetime = Field(default_factory=utcnow)
+
+
+class GeneratedTestRow(BaseModel):
+    """One suite a tester wrote for a coding task without tests, and whether it was accepted."""
+
+    run_id: str
+    task_id: str
+    attempt: int
+    tester: str
+    file: str
+    code: str  # as written by the tester, before vacuous tests were dropped
+    accepted_code: str | None = None  # what the run used (None when rejected)
+    folder: str | None = None
+    tests: int = 0
+    stub_passed: int = 0
+    stub_failed: int = 0
+    stub_errors: int = 0
+    dropped: str = "[]"  # JSON list of tests dropped because they pass on the starter
+    accepted: bool
+    problem: str | None = None
+    ts: datetime = Field(default_factory=utcnow)
+
+
+class SuspectTestRow(BaseModel):
+    """A generated test every candidate failed the same way: flagged, not trusted (AlphaCodium)."""
+
+    run_id: str
+    task_id: str
+    file: str
+    test: str
+    candidates: int
+    failure: str
+    ts: datetime = Field(default_factory=utcnow)
+
+
+# ---------------------------------------------------------------- sweeps
+
+
+class SweepTaskRow(BaseModel):
+    """One finished (task, sample) of a sweep: the run of record and what the summary needs from it."""
+
+    sweep_id: str
+    task_id: str
+    sample: int = 0
+    run_id: str
+    workflow: str
+    task_dir: str
+    status: str  # completed | error
+    passed: bool | None = None
+    rounds: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float | None = None
+    duration_s: float = 0.0
+    candidates: str = "[]"  # JSON list of {"model": "provider:model", "role": ..., "passed": bool | null}
+    adopted: bool = False  # written on resume from an orphan runs row, not right after the run
+    error: str | None = None
+    finished_at: datetime = Field(default_factory=utcnow)
+
+
+class SweepRow(BaseModel):
+    """A sweep's start (``event="started"``) or end (``event="finished"``, with its totals)."""
+
+    sweep_id: str
+    name: str
+    event: str  # started | finished
+    tasks: str  # the folder or glob swept
+    params: str = "{}"  # JSON of the sweep's parameters (for the record)
+    total: int = 0
+    passed: int = 0
+    failed: int = 0
+    errored: int = 0
+    pass_rate: float | None = None
+    cost_usd: float | None = None
+    duration_s: float = 0.0
+    models: str = "[]"  # JSON list of per-model stats, so a history chart reads one table
+    ts: datetime = Field(default_factory=utcnow)
+
+
+#: Every trace table and its row model: the one list, complete once this module is imported.
+TABLE_ROWS: dict[str, type[BaseModel]] = {
+    "runs": RunRow,
+    "calls": CallRow,
+    "attempts": AttemptRow,
+    "routes": RouteRow,
+    "verdicts": VerdictRow,
+    "preference_pairs": PreferencePairRow,
+    "answers": AnswerRow,
+    "verifications": VerificationRow,
+    "tool_runs": ToolRunRow,
+    "retrievals": RetrievalRow,
+    "generated_tests": GeneratedTestRow,
+    "suspect_tests": SuspectTestRow,
+    "sweep_tasks": SweepTaskRow,
+    "sweeps": SweepRow,
+}

@@ -1,4 +1,4 @@
-"""A registry of pluggable implementations by name (providers, sandbox backends, routers, judges)."""
+"""A registry of pluggable implementations by name: providers (providers.base) and sandbox backends (sandbox.base)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    """Maps a name to a factory. A new implementation is one module plus one ``register`` call."""
+    """Maps a name to a factory. A new implementation is one module plus one entry (``register`` or ``add_lazy``)."""
 
     def __init__(self, kind: str) -> None:
         self.kind = kind

@@ -4,24 +4,19 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from orchestrator.errors import ConfigurationError
+from orchestrator.records import Rounds, SandboxName
 
 DEFAULT_ALLOWED_PROVIDERS = ("ollama", "openai", "anthropic", "gemini", "groq", "local", "replay")
 DEFAULT_ALLOWED_OLLAMA_MODELS = ("llama3.2:latest", "qwen2.5:7b", "llama3:latest")
 
-#: Environment variables whose values are secrets: never copied into a sandbox, a trace or a log.
-SECRET_ENV_NAMES = (
-    "OPENAI_API_KEY",
-    "ANTHROPIC_API_KEY",
-    "GEMINI_API_KEY",
-    "GOOGLE_API_KEY",
-    "GROQ_API_KEY",
-)
+RouterMode = Literal["cost-first", "quality-first", "learned", "hint"]
+ROUTER_MODES: tuple[str, ...] = get_args(RouterMode)
 
 
 def _alias(*names: str) -> AliasChoices:
@@ -42,8 +37,8 @@ class Settings(BaseSettings):
     # defaults for a run
     provider: str = "local"
     model: str = "qwen2.5-coder-0.5b"
-    max_rounds: int = Field(default=2, ge=1, le=4)
-    sandbox: Literal["auto", "local", "docker"] = "auto"
+    max_rounds: Rounds = 2
+    sandbox: SandboxName = "auto"
     sandbox_image: str = "orchestrator-sandbox:latest"
     sandbox_python: str | None = None  # interpreter of the local backend; unset: the system python3
     worker_concurrency: int = Field(default=4, ge=1, le=64)
@@ -65,10 +60,11 @@ class Settings(BaseSettings):
     # allow-lists (configuration, not constants)
     allowed_providers: tuple[str, ...] = DEFAULT_ALLOWED_PROVIDERS
     allowed_ollama_models: tuple[str, ...] = DEFAULT_ALLOWED_OLLAMA_MODELS
-    router_mode: Literal["cost-first", "quality-first", "learned", "hint"] = "hint"
+    router_mode: RouterMode = "hint"
     prices_file: Path | None = None
 
-    # provider credentials and endpoints, under the names users already have
+    # provider credentials and endpoints, under the names users already have. Every SecretStr field is
+    # a secret (redacted, kept from sandboxes); a provider's key field is ``<provider>_api_key``.
     openai_api_key: SecretStr | None = Field(default=None, validation_alias=_alias("OPENAI_API_KEY"))
     openai_base_url: str | None = Field(default=None, validation_alias=_alias("ORCH_OPENAI_BASE_URL", "OPENAI_BASE_URL"))
     anthropic_api_key: SecretStr | None = Field(default=None, validation_alias=_alias("ANTHROPIC_API_KEY"))
@@ -83,7 +79,7 @@ class Settings(BaseSettings):
     groq_base_url: str | None = Field(default=None, validation_alias=_alias("ORCH_GROQ_BASE_URL", "GROQ_BASE_URL"))
     ollama_host: str = Field(default="http://127.0.0.1:11434", validation_alias=_alias("OLLAMA_HOST", "ORCH_OLLAMA_HOST"))
 
-    # routing and judging (tasks/route.py, tasks/router_learned.py, tasks/judge.py)
+    # routing and judging (tasks/route.py, domain/router_learned.py, tasks/judge.py)
     router_worker: str | None = None  # PROVIDER:MODEL of the LLM router; unset: the default provider/model
     learned_router_path: Path | None = None  # unset: <cache_dir>/router/learned_router.json
     learned_router_neighbours: int = Field(default=5, ge=1, le=100)
@@ -91,6 +87,30 @@ class Settings(BaseSettings):
     judge_worker: str | None = None  # PROVIDER:MODEL of the rubric judge; unset: no LLM judge
     judge_mode: Literal["pairwise", "pointwise"] = "pairwise"
     pair_min_margin: float = Field(default=0.2, gt=0, le=1)  # score gap that makes a preference pair
+
+
+def _env_names(field: str) -> tuple[str, ...]:
+    alias = Settings.model_fields[field].validation_alias
+    return tuple(str(a) for a in alias.choices) if isinstance(alias, AliasChoices) else (f"ORCH_{field.upper()}",)
+
+
+#: Settings fields that hold secrets (derived from their type, so a new key field is one line above).
+SECRET_FIELDS: tuple[str, ...] = tuple(
+    name for name, info in Settings.model_fields.items() if SecretStr in get_args(info.annotation)
+)
+#: Environment variables whose values are secrets: never copied into a sandbox, a trace or a log.
+SECRET_ENV_NAMES: tuple[str, ...] = tuple(env for field in SECRET_FIELDS for env in _env_names(field))
+
+
+def _key_env(field: str) -> str:
+    first, *others = _env_names(field)
+    return f"{first} (or {', '.join(others)})" if others else first
+
+
+#: provider -> the variable(s) a user sets for its key, as error messages name them.
+KEY_ENV: dict[str, str] = {
+    field.removesuffix("_api_key"): _key_env(field) for field in SECRET_FIELDS if field.endswith("_api_key")
+}
 
 
 @lru_cache(maxsize=1)
@@ -106,11 +126,16 @@ def get_settings() -> Settings:
         ) from None
 
 
+def traces_root(traces_dir: str | None, settings: Settings | None = None) -> str:
+    """The trace store a run writes to: the one it names, else ``ORCH_TRACES_DIR``."""
+    return traces_dir or (settings or get_settings()).traces_dir
+
+
 def secret_values(settings: Settings | None = None) -> list[str]:
     """The secret strings currently configured, for redaction."""
     settings = settings or get_settings()
     values = []
-    for name in ("openai_api_key", "anthropic_api_key", "gemini_api_key", "groq_api_key"):
+    for name in SECRET_FIELDS:
         value = getattr(settings, name)
         if value is not None and value.get_secret_value():
             values.append(value.get_secret_value())

@@ -53,15 +53,8 @@ _DUCKDB_TYPES = {
     "timestamp[us, tz=UTC]": "TIMESTAMPTZ",
 }
 
-#: Table name -> row model. Modules add their own tables with :func:`register_table`.
-TABLES: dict[str, type[BaseModel]] = {
-    "runs": records.RunRow,
-    "calls": records.CallRow,
-    "attempts": records.AttemptRow,
-    "routes": records.RouteRow,
-    "verdicts": records.VerdictRow,
-    "preference_pairs": records.PreferencePairRow,
-}
+#: Table name -> row model (all of them defined in :mod:`orchestrator.records`).
+TABLES: dict[str, type[BaseModel]] = dict(records.TABLE_ROWS)
 
 
 def register_table(name: str, row_model: type[BaseModel]) -> None:

@@ -15,10 +15,9 @@ from google.genai import errors as genai_errors
 from google.genai import types
 
 from orchestrator.records import Completion, Message
-from orchestrator.settings import Settings
+from orchestrator.settings import KEY_ENV, Settings
 from providers.base import PROVIDERS, ProviderError
 from providers.sdk_support import (
-    KEY_ENV,
     Failures,
     error_detail,
     generation_params,

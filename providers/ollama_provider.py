@@ -28,7 +28,7 @@ class OllamaProvider:
         self.client = ollama.Client(host=settings.ollama_host, timeout=settings.call_timeout_s)
 
     def check_model(self, model: str) -> None:
-        """Refuse a model outside the allow-list (tasks.workers.preflight calls this before any work)."""
+        """Refuse a model outside the allow-list (domain.workers.preflight calls this before any work)."""
         allowed = self.settings.allowed_ollama_models
         if model not in allowed:
             raise ConfigurationError(

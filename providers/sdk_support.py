@@ -22,16 +22,8 @@ import httpx2
 import pydantic
 
 from orchestrator.errors import ConfigurationError
-from orchestrator.settings import Settings, redact
+from orchestrator.settings import KEY_ENV, Settings, redact
 from providers.base import PermanentProviderError, ProviderError, TransientProviderError
-
-#: The environment variable a user sets for each provider's key (named in error messages).
-KEY_ENV = {
-    "openai": "OPENAI_API_KEY",
-    "anthropic": "ANTHROPIC_API_KEY",
-    "gemini": "GEMINI_API_KEY (or GOOGLE_API_KEY)",
-    "groq": "GROQ_API_KEY",
-}
 
 # The SDKs sit on two HTTP stacks: httpx (groq, ollama) and its fork httpx2 (openai, anthropic, google-genai).
 _TIMEOUTS = (httpx.TimeoutException, httpx2.TimeoutException)

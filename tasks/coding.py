@@ -1,4 +1,4 @@
-"""Prefect tasks of the coding workflow: load, write code, test it in the sandbox."""
+"""Prefect tasks of the coding workflow: write code, test it in the sandbox."""
 
 from __future__ import annotations
 
@@ -6,14 +6,14 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
 
+from domain.code_extract import extract_code
 from orchestrator.records import AttemptRow, Message, WorkerSpec
 from orchestrator.settings import get_settings
-from orchestrator.taskspec import Task, load_task
+from orchestrator.taskspec import Task
 from orchestrator.traces import TraceStore
 from sandbox import get_backend
 from sandbox.pytest_runner import run_pytest
-from tasks.code_extract import extract_code
-from tasks.model_call import CallContext, call_model
+from tasks.question import ask_solver
 
 OUTPUT_EXCERPT_CHARS = 4000
 
@@ -27,11 +27,6 @@ class CodeDraft(BaseModel):
     prompt_tokens: int
     completion_tokens: int
     cost_usd: float | None
-
-
-@task(name="load-task", cache_policy=NO_CACHE)
-def load_task_folder(task_dir: str, require_tests: bool = True) -> Task:
-    return load_task(task_dir, require_tests=require_tests)
 
 
 def _entry_name(task: Task) -> str | None:
@@ -52,24 +47,15 @@ def write_code(
     purpose: str,
     traces_dir: str,
 ) -> CodeDraft:
-    """Ask the model (falling back along ``workers``) for the entry file."""
-    settings = get_settings()
-    completion, used = call_model(
-        workers,
-        messages,
-        CallContext(run_id=run_id, task_id=task.id, purpose=purpose, candidate_id=candidate_id),
-        settings=settings,
-        store=TraceStore(traces_dir),
-        max_tokens=settings.max_tokens,
-        temperature=settings.temperature,
-    )
+    """Ask the model (falling back along ``workers``) for the entry file: a solver turn, then its code."""
+    reply = ask_solver.fn(task, workers, messages, run_id, candidate_id, purpose, traces_dir, get_settings().temperature)
     return CodeDraft(
-        code=extract_code(completion.text, _entry_name(task)),
-        messages=[*messages, Message(role="assistant", content=completion.text)],
-        worker=used,
-        prompt_tokens=completion.prompt_tokens,
-        completion_tokens=completion.completion_tokens,
-        cost_usd=completion.cost_usd,
+        code=extract_code(reply.text, _entry_name(task)),
+        messages=[*messages, Message(role="assistant", content=reply.text)],
+        worker=reply.worker,
+        prompt_tokens=reply.prompt_tokens,
+        completion_tokens=reply.completion_tokens,
+        cost_usd=reply.cost_usd,
     )
 
 
@@ -116,7 +102,3 @@ def run_tests(
     )
     TraceStore(traces_dir).write("attempts", [row])
     return row
-
-
-def traces_root(traces_dir: str | None) -> str:
-    return traces_dir or get_settings().traces_dir

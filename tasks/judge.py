@@ -13,7 +13,7 @@ Evidence, strongest first:
 
 Every candidate gets a ``verdicts`` row (score, rank, reason, judge); every (better, worse) pair
 separated by at least ``ORCH_PAIR_MIN_MARGIN`` on the evidence that ranked them becomes a
-``preference_pairs`` row, ready for DPO (tasks/pairs.py exports them).
+``preference_pairs`` row, ready for DPO (domain/pairs.py exports them).
 """
 
 from __future__ import annotations
@@ -28,13 +28,13 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
 
+from domain.json_reply import parse_json_object
+from domain.workers import parse_worker
 from orchestrator.records import CandidateResult, Message, PreferencePairRow, VerdictRow, WorkerSpec
 from orchestrator.settings import Settings, get_settings
 from orchestrator.taskspec import Task
 from orchestrator.traces import TraceStore
-from tasks.json_reply import parse_json_object
 from tasks.model_call import AllWorkersFailed, CallContext, call_model
-from tasks.workers import parse_worker
 
 UNKNOWN = 0.5  # the execution score of a candidate without a verdict of record
 ANSWER_CHARS = 6000  # how much of each candidate the rubric judge reads
@@ -78,9 +78,8 @@ def _primary(candidate: CandidateResult) -> float:
 
 def split_label(label: str) -> tuple[str, str]:
     """(provider, model) of a worker label ``provider:model:role`` (model names may hold colons)."""
-    provider, _, rest = label.partition(":")
-    model, sep, _role = rest.rpartition(":")
-    return provider, model if sep else rest
+    worker = WorkerSpec.from_label(label)
+    return worker.provider, worker.model
 
 
 def judge_workers_for(workers: Sequence[WorkerSpec], settings: Settings) -> list[WorkerSpec]:
@@ -165,7 +164,7 @@ class _Judge:
             )
         except AllWorkersFailed:
             return None
-        self.used = f"{worker.provider}:{worker.model}"
+        self.used = worker.model_label
         return completion.text
 
     def pairwise(self, group: list[CandidateResult]) -> dict[str, Rubric]:

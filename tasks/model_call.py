@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from pydantic import BaseModel
@@ -45,6 +46,15 @@ def release_run(run_id: str) -> None:
     with _providers_lock:
         for key in [k for k in _providers if k[0] == run_id]:
             del _providers[key]
+
+
+@contextmanager
+def run_resources(run_id: str) -> Iterator[None]:
+    """The run's provider objects live until the run ends, however it ends."""
+    try:
+        yield
+    finally:
+        release_run(run_id)
 
 
 def call_model(
@@ -103,6 +113,6 @@ def call_model(
             )
             return completion, worker
         except ProviderError as exc:
-            errors.append(f"{worker.provider}:{worker.model}: {exc.kind}: {redact(str(exc), settings)}")
+            errors.append(f"{worker.model_label}: {exc.kind}: {redact(str(exc), settings)}")
             fallback_from = worker.label
     raise AllWorkersFailed("; ".join(errors) or "no worker to call")

@@ -12,12 +12,11 @@ import re
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from orchestrator.records import Limits
+from domain.answers import parse_answer
+from orchestrator.records import Limits, ToolRunRow
 from orchestrator.settings import get_settings
 from orchestrator.traces import TraceStore
 from sandbox import get_backend
-from tasks.answers import parse_answer
-from tasks.question_records import ToolRunRow
 
 TOOL_FILE = "tool.py"
 #: what of the output goes back to the model (the head and the tail: errors are usually at the end)

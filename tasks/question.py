@@ -1,4 +1,4 @@
-"""Prefect task of the question workflows: one solver turn (the flow parses the reply)."""
+"""One solver turn (the caller parses the reply): the question workflows' task, and write-code's call."""
 
 from __future__ import annotations
 

@@ -9,16 +9,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prefect import get_run_logger, task
+from prefect import task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
 
+from domain.rag_index import Hit, IndexHandle, RetrieverKind, evidence_hits, open_index, recall_at_k
 from orchestrator.errors import TaskFormatError
+from orchestrator.records import RetrievalRow
 from orchestrator.settings import get_settings
 from orchestrator.taskspec import Task
 from orchestrator.traces import TraceStore
-from tasks.question_records import RetrievalRow
-from tasks.rag_index import Hit, IndexHandle, RetrieverKind, evidence_hits, open_index, recall_at_k
+from tasks.logs import run_logger
 
 TOP_K = 4
 
@@ -48,7 +49,7 @@ def retrieve(
     """Open (or build) the index of the task's documents and fetch the top-k chunks for its prompt."""
     settings = get_settings()
     index, handle = open_index(docs_folder(task_), settings.cache_dir, kind, threads=settings.local_threads)
-    logger = get_run_logger()
+    logger = run_logger()
     logger.info(
         "retriever %s, index %s (%s, %d chunks)%s", handle.retriever, handle.key,
         "reused" if handle.reused else "built", handle.chunks,

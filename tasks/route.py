@@ -4,11 +4,11 @@ Who decides, in order: workers given explicitly (``--worker``) bypass routing; o
 (``--router`` or ``ORCH_ROUTER_MODE``) picks one of
 
 - ``hint``: the task folder's own workflow and the configured default model; no model call;
-- ``learned``: a model trained on the traces (tasks/router_learned.py); no model call;
+- ``learned``: a model trained on the traces (domain/router_learned.py); no model call;
 - ``cost-first`` / ``quality-first``: an LLM router is asked for a JSON decision. Each mode has its
   own prompt and its own default workers.
 
-Nothing a router says is trusted: the reply is parsed as far as it can be (tasks/json_reply.py) and
+Nothing a router says is trusted: the reply is parsed as far as it can be (domain/json_reply.py) and
 validated part by part against the allow-lists; every item dropped or adjusted is recorded with its
 reason in the ``routes`` table, beside the raw reply and the final decision.
 """
@@ -22,8 +22,12 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from domain.json_reply import parse_json_object
+from domain.workers import parse_worker, preflight
 from orchestrator.errors import OrchestratorError, UserInputError
 from orchestrator.records import (
+    MAX_ROUNDS,
+    MIN_ROUNDS,
     Message,
     RouteControls,
     RouteDecision,
@@ -31,18 +35,14 @@ from orchestrator.records import (
     RouteTools,
     WorkerSpec,
 )
-from orchestrator.settings import Settings, get_settings
+from orchestrator.settings import ROUTER_MODES, Settings, get_settings
 from orchestrator.taskspec import Task, Workflow
 from orchestrator.traces import TraceStore
-from tasks.json_reply import parse_json_object
 from tasks.model_call import AllWorkersFailed, CallContext, call_model
-from tasks.workers import parse_worker, preflight
 
 ALLOWED_WORKFLOWS: tuple[str, ...] = get_args(Workflow)
 ALLOWED_ROLES: tuple[str, ...] = ("solver", "critic", "verifier", "retriever")
 LLM_MODES: tuple[str, ...] = ("cost-first", "quality-first")
-ROUTER_MODES: tuple[str, ...] = (*LLM_MODES, "learned", "hint")
-MIN_ROUNDS, MAX_ROUNDS = 1, 4
 ROUTER_MAX_TOKENS = 400
 TASK_TEXT_CHARS = 3000  # what the LLM router is shown of a long task
 
@@ -400,7 +400,7 @@ def _menu(settings: Settings) -> list[str]:
     candidates += [WorkerSpec(provider="ollama", model=m) for m in settings.allowed_ollama_models]
     candidates.append(default_solver(settings))
     for worker in candidates:
-        key = f"{worker.provider}:{worker.model}"
+        key = worker.model_label
         if key not in seen:
             seen[key] = worker.model_copy(update={"role": "solver"})
     return [key for key, worker in seen.items() if worker_problem(worker, settings) is None]
@@ -408,7 +408,7 @@ def _menu(settings: Settings) -> list[str]:
 
 def llm_route(task: Task, mode: str, run_id: str, store: TraceStore, settings: Settings, max_rounds: int) -> Routed:
     workers = router_workers(settings)
-    label = ", ".join(f"{w.provider}:{w.model}" for w in workers)
+    label = ", ".join(w.model_label for w in workers)
     try:
         completion, used = call_model(
             workers,
@@ -431,13 +431,13 @@ def llm_route(task: Task, mode: str, run_id: str, store: TraceStore, settings: S
         used_defaults=used_defaults,
         raw_reply=completion.text,
         parsed_as=how,
-        router_model=f"{used.provider}:{used.model}",
+        router_model=used.model_label,
     )
 
 
 def learned_route(task: Task, settings: Settings, max_rounds: int) -> Routed:
     """Pick the solver with the learned router: no model call."""
-    from tasks.router_learned import load_router, router_path
+    from domain.router_learned import load_router, router_path
 
     router = load_router(router_path(settings))
     choice = router.choose(task.prompt, usable=lambda w: worker_problem(w, settings))
@@ -463,7 +463,7 @@ def check_router(mode: str, settings: Settings) -> None:
     if mode not in ROUTER_MODES:
         raise UserInputError(f"--router {mode!r}: choose one of {', '.join(ROUTER_MODES)}")
     if mode == "learned":
-        from tasks.router_learned import load_router, router_path
+        from domain.router_learned import load_router, router_path
 
         load_router(router_path(settings))
     elif mode in LLM_MODES:

@@ -4,19 +4,15 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from datetime import datetime
 
 from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
 
-from orchestrator.records import RunRow, RunSummary, WorkerSpec, utcnow
+from orchestrator.records import CandidateResult, RunRow, RunSummary, WorkerSpec, sum_cost, utcnow
 from orchestrator.taskspec import Task
 from orchestrator.traces import TraceStore
-
-
-def sum_cost(values: list[float | None]) -> float | None:
-    """Total cost; unknown (None) when any part is unknown, since a partial sum would understate it."""
-    return None if any(v is None for v in values) else round(sum(v for v in values if v is not None), 10)
 
 
 def artifact_key(task_id: str) -> str:
@@ -52,6 +48,40 @@ def summary_markdown(summary: RunSummary) -> str:
     return "\n".join(lines)
 
 
+def build_summary(
+    run_id: str,
+    task: Task,
+    results: list[CandidateResult],
+    best: CandidateResult | None,
+    *,
+    started: float,
+    sandbox: str | None,
+    passed: bool,
+    tests_passed: int,
+    tests_failed: int,
+) -> RunSummary:
+    """A run's summary from its candidates; the workflow says what passing and the test counts mean."""
+    errors = [r.error for r in results if r.error]
+    return RunSummary(
+        run_id=run_id,
+        task_id=task.id,
+        workflow=task.workflow,
+        passed=passed,
+        rounds=max((r.rounds for r in results), default=0),
+        tests_passed=tests_passed,
+        tests_failed=tests_failed,
+        prompt_tokens=sum(r.prompt_tokens for r in results),
+        completion_tokens=sum(r.completion_tokens for r in results),
+        cost_usd=sum_cost([r.cost_usd for r in results]),
+        duration_s=round(time.perf_counter() - started, 3),
+        sandbox=sandbox,
+        best_candidate=best.candidate_id if best else None,
+        candidates=results,
+        # an error of the run only when no candidate got as far as a round
+        error="; ".join(errors) if errors and not any(r.rounds for r in results) else None,
+    )
+
+
 def record_run(
     summary: RunSummary,
     task: Task,
@@ -61,6 +91,7 @@ def record_run(
     started_at: datetime,
 ) -> None:
     """Write the run's row (last, so a run with a row is a finished run) and publish its summary."""
+    flow_run_id = flow_run.get_id()
     TraceStore(traces).write(
         "runs",
         [
@@ -80,13 +111,15 @@ def record_run(
                 sandbox=summary.sandbox,
                 workers=json.dumps([w.label for w in workers]),
                 sweep_id=sweep_id,
-                flow_run_id=str(flow_run.get_id() or ""),
+                flow_run_id=str(flow_run_id or ""),
                 error=summary.error,
                 started_at=started_at,
                 finished_at=utcnow(),
             )
         ],
     )
+    if flow_run_id is None:
+        return  # steps run without Prefect (tests, plain runners): no UI to publish to
     create_markdown_artifact(
         summary_markdown(summary),
         key=artifact_key(summary.task_id),

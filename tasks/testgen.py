@@ -21,21 +21,28 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Literal
 
-from prefect import get_run_logger, task
+from prefect import task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, Field
 
+from domain.code_extract import extract_code
 from orchestrator.errors import OrchestratorError
-from orchestrator.records import CandidateResult, ExecResult, Message, WorkerSpec
+from orchestrator.records import (
+    CandidateResult,
+    ExecResult,
+    GeneratedTestRow,
+    Message,
+    SuspectTestRow,
+    WorkerSpec,
+)
 from orchestrator.settings import get_settings
 from orchestrator.taskspec import Task
 from orchestrator.traces import TraceStore
 from sandbox import SandboxBackend, get_backend
 from sandbox.base import checked_relpath
 from sandbox.pytest_runner import REPORT_NAME, TASK_INI, TESTS_DIR, pytest_argv
-from tasks.code_extract import extract_code
+from tasks.logs import run_logger
 from tasks.model_call import AllWorkersFailed, CallContext, call_model
-from tasks.question_records import GeneratedTestRow, SuspectTestRow
 
 GENERATED_FILE = "test_generated.py"
 MAX_ATTEMPTS = 2
@@ -276,7 +283,7 @@ def generate_tests(
     """
     if task_.has_tests or task_.has_hidden_tests:
         return task_
-    logger = get_run_logger()
+    logger = run_logger()
     settings = get_settings()
     backend = get_backend(sandbox, settings)
     store = TraceStore(traces_dir)

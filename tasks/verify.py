@@ -13,14 +13,13 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
 
-from orchestrator.records import WorkerSpec
+from domain.question_prompts import citation_messages, verifier_messages
+from domain.rag_index import Hit
+from orchestrator.records import VerificationRow, WorkerSpec
 from orchestrator.settings import get_settings
 from orchestrator.taskspec import Task
 from orchestrator.traces import TraceStore
 from tasks.model_call import AllWorkersFailed, CallContext, call_model
-from tasks.question_prompts import citation_messages, verifier_messages
-from tasks.question_records import VerificationRow
-from tasks.rag_index import Hit
 
 VERIFIER_MAX_TOKENS = 200
 _VERDICT = re.compile(r"verdict\s*[:：]\s*\**\s*(in)?correct", re.IGNORECASE)

@@ -71,13 +71,19 @@ def prefect_api() -> Iterator[str]:
     )
     try:
         wait_http_ok(f"{url}/health", 120, proc)
+        from prefect.context import refresh_global_settings_context
+
         previous = os.environ.get("PREFECT_API_URL")
         os.environ["PREFECT_API_URL"] = url
+        # Prefect read its settings when the test modules imported it: without a refresh, in-process
+        # flows would ignore this server and start an ephemeral one per process.
+        refresh_global_settings_context()
         yield url
         if previous is None:
             os.environ.pop("PREFECT_API_URL", None)
         else:
             os.environ["PREFECT_API_URL"] = previous
+        refresh_global_settings_context()
     finally:
         proc.terminate()
         try:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.taskspec import TaskSpec
-from tasks.answers import (
+from domain.answers import (
     answer_type_of,
     choice_letter,
     majority_vote,
@@ -13,6 +12,7 @@ from tasks.answers import (
     parse_number,
     score_answer,
 )
+from orchestrator.taskspec import TaskSpec
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,6 @@
 import pytest
 
-from tasks.code_extract import extract_code
+from domain.code_extract import extract_code
 
 
 @pytest.mark.parametrize(

@@ -7,13 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.errors import ConfigurationError, UserInputError
-from orchestrator.records import CallRow, RouteRow, VerdictRow, WorkerSpec, new_id
-from orchestrator.settings import Settings
-from orchestrator.taskspec import load_task
-from orchestrator.traces import TraceStore
-from tasks.route import route
-from tasks.router_learned import (
+from domain.router_learned import (
     calls_to_recover,
     evaluate,
     load_router,
@@ -22,6 +16,12 @@ from tasks.router_learned import (
     save_router,
     train,
 )
+from orchestrator.errors import ConfigurationError, UserInputError
+from orchestrator.records import CallRow, RouteRow, VerdictRow, WorkerSpec, new_id
+from orchestrator.settings import Settings
+from orchestrator.taskspec import load_task
+from orchestrator.traces import TraceStore
+from tasks.route import route
 
 from .conftest import write_replay
 

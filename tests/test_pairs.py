@@ -8,10 +8,10 @@ from pathlib import Path
 import datasets
 import pytest
 
+from domain.pairs import export_pairs, format_for, pair_records
 from orchestrator.errors import UserInputError
 from orchestrator.records import PreferencePairRow
 from orchestrator.traces import TraceStore
-from tasks.pairs import export_pairs, format_for, pair_records
 
 SYSTEM = "You are a careful Python programmer."
 

@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from domain.rag_index import Chunk, Hit, chunk_documents, open_index, read_documents, recall_at_k
 from flows.run_task import run_task_flow
 from orchestrator.errors import UserInputError
 from orchestrator.records import WorkerSpec
 from orchestrator.traces import TraceStore
-from tasks.embedder import gguf_file, load_embedder
-from tasks.rag_index import Chunk, Hit, chunk_documents, open_index, read_documents, recall_at_k
+from providers.embedder import gguf_file, load_embedder
 from tasks.verify import cited_ids, parse_citation_verdicts
 
 from .conftest import RUNS, write_replay

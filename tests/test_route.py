@@ -231,7 +231,7 @@ def test_shipped_tasks_route_by_hint(tmp_path, settings):
     ],
 )
 def test_parse_json_object(reply, value, how):
-    from tasks.json_reply import parse_json_object
+    from domain.json_reply import parse_json_object
 
     parsed = parse_json_object(reply)
     assert (parsed.value, parsed.how) == (value, how)

@@ -10,12 +10,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from domain.sweep_plan import select_tasks
+from domain.sweep_report import pass_at_k
 from flows.sweep import SweepParams, sweep_flow
 from orchestrator.importers import write_tasks
 from orchestrator.importers.humaneval import HumanEval, canonical_replay_lines
 from orchestrator.traces import TraceStore
-from tasks.sweep_plan import select_tasks
-from tasks.sweep_report import pass_at_k
 
 from .conftest import RUNS
 

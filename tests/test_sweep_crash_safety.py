@@ -14,10 +14,10 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from domain.sweep_ledger import finished_count
 from orchestrator.importers import write_tasks
 from orchestrator.importers.humaneval import HumanEval, canonical_replay_lines
 from orchestrator.traces import TABLES, TraceStore
-from tasks.sweep_ledger import finished_count
 
 TASKS = 8
 KILLS = 10

@@ -211,7 +211,7 @@ def test_promote_copies_accepted_tests_without_suspect_ones(cli, task_copy, tmp_
     out = json.loads(cli("run", str(task), "--replay", str(EXAMPLES), "--sandbox", "local", "--json").stdout)
     run_id = out["run_id"]
     # as if the run's review had flagged a test
-    from tasks.question_records import SuspectTestRow
+    from orchestrator.records import SuspectTestRow
 
     TraceStore(traces_dir).write("suspect_tests", [SuspectTestRow(
         run_id=run_id, task_id="task_004", file="test_generated.py", test="test_single_character", candidates=2,

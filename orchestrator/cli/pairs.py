@@ -28,7 +28,7 @@ def export(
     traces: TracesOption = None,
 ) -> None:
     """Write prompt/chosen/rejected records that TRL's DPOTrainer (and `datasets`) load as they are."""
-    from tasks.pairs import export_pairs, format_for
+    from domain.pairs import export_pairs, format_for
 
     store = open_store(traces)
     kind = format_for(out, fmt)

@@ -34,8 +34,8 @@ def train(
     margin: MarginOption = None,
 ) -> None:
     """Fit the learned router on every run with verdicts in the traces and save it."""
-    from tasks.router_learned import router_path, save_router
-    from tasks.router_learned import train as fit_router
+    from domain.router_learned import router_path, save_router
+    from domain.router_learned import train as fit_router
 
     settings = get_settings()
     router = fit_router(
@@ -61,8 +61,8 @@ def evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Held-out agreement with the judge, and RouteLLM's CPT(50%) and APGR, by k-fold over tasks."""
-    from tasks.router_learned import evaluate as evaluate_router
-    from tasks.router_learned import read_traces
+    from domain.router_learned import evaluate as evaluate_router
+    from domain.router_learned import read_traces
 
     settings = get_settings()
     report = evaluate_router(

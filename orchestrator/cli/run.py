@@ -26,7 +26,7 @@ def build_workers(
     worker: list[str] | None,
 ) -> list[WorkerSpec]:
     """Workers from the options: ``--worker`` (repeatable) wins; else ``--replay``; else provider/model."""
-    from tasks.workers import parse_worker
+    from domain.workers import parse_worker
 
     if worker:
         if provider or model or replay:
@@ -108,9 +108,9 @@ def run(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
 ) -> int:
     """Run one task; exit 0 when it passes, 1 when it completed but failed, 2 on bad input."""
+    from domain.workers import preflight
     from sandbox import get_backend
     from tasks.route import check_router
-    from tasks.workers import preflight
 
     settings = get_settings()
     rounds = settings.max_rounds if max_rounds is None else max_rounds

@@ -20,10 +20,9 @@ from orchestrator.errors import OrchestratorError, UserInputError
 from orchestrator.records import new_id
 from orchestrator.settings import get_settings
 from orchestrator.traces import TraceStore
-from tasks import sweep_ledger as _ledger  # noqa: F401  (registers the sweep tables for `traces` too)
 
 if TYPE_CHECKING:
-    from tasks.sweep_report import SweepReport
+    from domain.sweep_report import SweepReport
 
 
 class SweepFailed(OrchestratorError):
@@ -40,7 +39,7 @@ def _params_error(exc: ValidationError) -> UserInputError:
 
 def _watch(store: TraceStore, sweep_id: str, total: int, stop: threading.Event) -> None:
     """Advance a progress bar from the ledger (what is durably finished), until ``stop`` is set."""
-    from tasks.sweep_ledger import finished_count
+    from domain.sweep_ledger import finished_count
 
     columns = (TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=err_console, transient=False) as bar:
@@ -128,8 +127,8 @@ def sweep(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
 ) -> int:
     """Run every task under DIR; exit 0 when the sweep completed (whatever its pass rate), else non-zero."""
+    from domain.sweep_ledger import sweeps
     from flows.sweep import SweepParams, prepare
-    from tasks.sweep_ledger import sweeps
 
     settings = get_settings()
     workers, router = choose_workers(settings, provider, model, replay, worker, router)

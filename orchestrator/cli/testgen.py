@@ -12,7 +12,6 @@ from orchestrator.cli import app
 from orchestrator.cli.options import TracesOption, open_store
 from orchestrator.errors import UserInputError
 from orchestrator.taskspec import load_task
-from tasks import question_records as _tables  # noqa: F401  (registers the tables, for `orchestrator traces` too)
 
 tests_app = typer.Typer(help="Tests generated for coding tasks that had none.", no_args_is_help=True)
 app.add_typer(tests_app, name="tests")

@@ -10,8 +10,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from domain.sweep_ledger import finished, query
 from orchestrator.traces import TraceStore
-from tasks.sweep_ledger import finished, query
 
 #: The k of pass@k reported when several samples are drawn (plus the sample count itself).
 PASS_AT = (1, 2, 5, 10, 20, 50, 100)

@@ -24,7 +24,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from orchestrator.errors import UserInputError
-from tasks.embedder import Embedder, EmbedderUnavailable, load_embedder
+from providers.embedder import Embedder, EmbedderUnavailable, load_embedder
 
 DOC_SUFFIXES = (".md", ".markdown", ".txt", ".rst")
 MAX_WORDS = 160

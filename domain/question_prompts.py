@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import string
 
+from domain.answers import answer_type_of
+from domain.rag_index import Hit
 from orchestrator.records import Message
 from orchestrator.taskspec import Task
-from tasks.answers import answer_type_of
-from tasks.rag_index import Hit
 
 SOLVER_SYSTEM = (
     "You are a careful problem solver. Reason step by step, briefly, then give your final answer on "

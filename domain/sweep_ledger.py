@@ -14,64 +14,16 @@ never hold a row twice even if two processes resumed the same sweep at once.
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
-
-from orchestrator.records import RunRow, RunSummary, utcnow
-from orchestrator.traces import TraceStore, register_table
-
-
-class SweepTaskRow(BaseModel):
-    """One finished (task, sample) of a sweep: the run of record and what the summary needs from it."""
-
-    sweep_id: str
-    task_id: str
-    sample: int = 0
-    run_id: str
-    workflow: str
-    task_dir: str
-    status: str  # completed | error
-    passed: bool | None = None
-    rounds: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost_usd: float | None = None
-    duration_s: float = 0.0
-    candidates: str = "[]"  # JSON list of {"model": "provider:model", "role": ..., "passed": bool | null}
-    adopted: bool = False  # written on resume from an orphan runs row, not right after the run
-    error: str | None = None
-    finished_at: datetime = Field(default_factory=utcnow)
-
-
-class SweepRow(BaseModel):
-    """A sweep's start (``event="started"``) or end (``event="finished"``, with its totals)."""
-
-    sweep_id: str
-    name: str
-    event: str  # started | finished
-    tasks: str  # the folder or glob swept
-    params: str = "{}"  # JSON of the sweep's parameters (for the record)
-    total: int = 0
-    passed: int = 0
-    failed: int = 0
-    errored: int = 0
-    pass_rate: float | None = None
-    cost_usd: float | None = None
-    duration_s: float = 0.0
-    models: str = "[]"  # JSON list of per-model stats, so a history chart reads one table
-    ts: datetime = Field(default_factory=utcnow)
-
-
-register_table("sweep_tasks", SweepTaskRow)
-register_table("sweeps", SweepRow)
+from orchestrator.records import RunRow, RunSummary, SweepTaskRow, WorkerSpec
+from orchestrator.traces import TraceStore
 
 
 def model_of(worker_label: str) -> tuple[str, str]:
     """``provider:model:role`` -> (``provider:model``, role); model names may hold colons themselves."""
-    model, _, role = worker_label.rpartition(":")
-    return model, role
+    worker = WorkerSpec.from_label(worker_label)
+    return worker.model_label, worker.role
 
 
 def candidates_from_summary(summary: RunSummary) -> list[dict[str, Any]]:
@@ -192,9 +144,3 @@ def sweeps(store: TraceStore, name: str | None = None) -> list[dict[str, Any]]:
         "ORDER BY ts DESC",
         params,
     )
-
-
-def sweep_started_at(store: TraceStore, sweep_id: str) -> datetime | None:
-    rows = query(store, "SELECT min(ts) AS t FROM sweeps WHERE sweep_id = ?", [sweep_id])
-    value = rows[0]["t"] if rows else None
-    return value if isinstance(value, datetime) else None

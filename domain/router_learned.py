@@ -115,11 +115,6 @@ def model_label(provider: str, model: str) -> str:
     return f"{provider}:{model}"
 
 
-def label_worker(label: str) -> WorkerSpec:
-    provider, _, model = label.partition(":")
-    return WorkerSpec(provider=provider, model=model, role="solver")
-
-
 # ---------------------------------------------------------------- training data
 
 
@@ -226,7 +221,7 @@ class LearnedRouter:
         predicted = self.predict(text)
         skipped: dict[str, str] = {}
         for model in predicted:
-            problem = usable(label_worker(model)) if usable else None
+            problem = usable(WorkerSpec.from_label(model)) if usable else None
             if problem:
                 skipped[model] = problem
         options = sorted((m for m in predicted if m not in skipped), key=lambda m: (self.file.models[m].cost, m))
@@ -238,7 +233,7 @@ class LearnedRouter:
         best = max(predicted[m] for m in options)
         pick = next(m for m in options if predicted[m] >= best - margin - 1e-12)
         return Choice(
-            worker=label_worker(pick),
+            worker=WorkerSpec.from_label(pick),
             predicted={m: round(q, 4) for m, q in predicted.items()},
             cost={m: round(self.file.models[m].cost, 6) for m in predicted},
             skipped=skipped,

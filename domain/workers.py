@@ -2,27 +2,14 @@
 
 from __future__ import annotations
 
-from typing import get_args
-
 from orchestrator.errors import UserInputError
-from orchestrator.records import WorkerRole, WorkerSpec
+from orchestrator.records import WorkerSpec
 from orchestrator.settings import Settings
 from providers.base import create_provider, provider_names
 from providers.pricing import price_table
 
-ROLES: tuple[str, ...] = get_args(WorkerRole)
-
-
-def parse_worker(text: str) -> WorkerSpec:
-    """``openai:gpt-4o-mini``, ``ollama:llama3.2:latest:critic``, ``replay:answers.jsonl``."""
-    provider, sep, rest = text.partition(":")
-    if not sep or not provider or not rest:
-        raise UserInputError(f"--worker {text!r}: expected PROVIDER:MODEL[:ROLE], e.g. openai:gpt-4o-mini:solver")
-    model, role = rest, "solver"
-    head, _, tail = rest.rpartition(":")
-    if head and tail in ROLES:
-        model, role = head, tail
-    return WorkerSpec(provider=provider, model=model, role=role)  # type: ignore[arg-type]
+#: ``PROVIDER:MODEL[:ROLE]`` as the CLI and settings give workers (the parsing lives on the record).
+parse_worker = WorkerSpec.parse
 
 
 def rejection_reason(worker: WorkerSpec, settings: Settings) -> str | None:

@@ -16,7 +16,7 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 
-from tasks.sweep_report import Comparison, SweepReport
+from domain.sweep_report import Comparison, SweepReport
 
 
 def artifact_key(name: str, what: str) -> str:
