@@ -6,9 +6,13 @@ Order of writes for one (task, sample): the workflow writes its ``runs`` row (an
 
 The one gap is a kill between the two writes: the run is in ``runs`` but not in the ledger. Resume
 does not run such a task again; it *adopts* the orphan run (writes its ledger row from the ``runs``
-row), so each (task, sample) has one run in ``runs`` for the sweep. Reads also deduplicate the
-ledger by (sweep_id, task_id, sample), keeping the earliest row, so that what a summary counts can
-never hold a row twice even if two processes resumed the same sweep at once.
+row), so each (task, sample) has one run in ``runs`` for the sweep.
+
+A (task, sample) may have several ledger rows: ``skipped`` (a budget kept it from starting),
+``stopped`` (a budget refused one of its calls), then a later run when the sweep is resumed, or an
+``error`` run followed by its rerun under ``--retry-errors``. Reads keep one row per (task_id,
+sample): the latest run of record (a ``skipped`` row only when nothing ran), so a summary counts
+each task once, with its latest run, even if two processes resumed the same sweep at once.
 """
 
 from __future__ import annotations
@@ -53,7 +57,7 @@ def ledger_row(
         run_id=run["run_id"],
         workflow=run["workflow"],
         task_dir=run["task_dir"],
-        status="error" if run["status"] == "error" else "completed",
+        status=run["status"] if run["status"] in ("error", "stopped") else "completed",
         passed=run["passed"],
         rounds=run["rounds"] or 0,
         prompt_tokens=run["prompt_tokens"] or 0,
@@ -102,20 +106,36 @@ def ensure_run_row(
     return row.model_dump()
 
 
-def finished(store: TraceStore, sweep_id: str) -> list[dict[str, Any]]:
-    """The sweep's ledger, one row per (task_id, sample): the earliest written wins."""
+#: Statuses of a run that a plain resume does not run again.
+DONE = ("completed", "error")
+#: Statuses the budget left: a resume (with a larger budget) runs these again.
+BUDGET_LEFT = ("skipped", "stopped")
+
+
+def ledger(store: TraceStore, sweep_id: str) -> list[dict[str, Any]]:
+    """The sweep's record, one row per (task_id, sample): its latest run, or its ``skipped`` row
+    when it never ran."""
     return query(
         store,
         "SELECT * FROM sweep_tasks WHERE sweep_id = ? "
-        "QUALIFY row_number() OVER (PARTITION BY task_id, sample ORDER BY finished_at, run_id) = 1 "
+        "QUALIFY row_number() OVER (PARTITION BY task_id, sample "
+        "ORDER BY status = 'skipped', finished_at DESC, run_id DESC) = 1 "
         "ORDER BY task_id, sample",
         [sweep_id],
     )
 
 
+def finished(store: TraceStore, sweep_id: str) -> list[dict[str, Any]]:
+    """The (task, sample)s whose latest run completed or errored: what a summary counts."""
+    return [r for r in ledger(store, sweep_id) if r["status"] in DONE]
+
+
 def finished_count(store: TraceStore, sweep_id: str) -> int:
     rows = query(
-        store, "SELECT count(DISTINCT (task_id, sample)) AS n FROM sweep_tasks WHERE sweep_id = ?", [sweep_id]
+        store,
+        "SELECT count(DISTINCT (task_id, sample)) AS n FROM sweep_tasks "
+        "WHERE sweep_id = ? AND list_contains(?, status)",
+        [sweep_id, list(DONE)],
     )
     return int(rows[0]["n"])
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from domain.sweep_ledger import finished, query
+from domain.sweep_ledger import BUDGET_LEFT, DONE, ledger, query
 from orchestrator.traces import TraceStore
 
 #: The k of pass@k reported when several samples are drawn (plus the sample count itself).
@@ -54,6 +54,7 @@ class SweepReport(BaseModel):
     passed: int
     failed: int
     errored: int
+    skipped: int = 0  # (task, sample)s the budget left: not started, or stopped between calls
     pass_rate: float
     cost_usd: float  # the sum of the known costs
     cost_complete: bool  # False when some run's cost is unknown (a model missing from the price table)
@@ -76,6 +77,7 @@ class SweepReport(BaseModel):
             "passed": self.passed,
             "failed": self.failed,
             "errored": self.errored,
+            "skipped": self.skipped,
             "pass_rate": round(self.pass_rate, 6),
             "cost": round(self.cost_usd, 10),
             "cost_complete": self.cost_complete,
@@ -145,7 +147,7 @@ def _model_stats(store: TraceStore, rows: list[dict[str, Any]]) -> list[ModelSta
                 m.passed += bool(cand["passed"])
     usage = query(
         store,
-        "SELECT provider || ':' || model AS model, count(*) AS calls, sum(prompt_tokens) AS pt, "
+        "SELECT provider || ':' || model AS model, count(*) FILTER (WHERE attempt > 0) AS calls, sum(prompt_tokens) AS pt, "
         "sum(completion_tokens) AS ct, sum(cost_usd) AS cost, bool_or(ok AND cost_usd IS NULL) AS unknown "
         "FROM calls WHERE list_contains(?, run_id) GROUP BY 1",
         [[r["run_id"] for r in rows]],
@@ -160,8 +162,10 @@ def _model_stats(store: TraceStore, rows: list[dict[str, Any]]) -> list[ModelSta
 
 
 def build_report(store: TraceStore, sweep_id: str, name: str, duration_s: float = 0.0) -> SweepReport:
-    """The sweep's report from its (deduplicated) ledger: each (task, sample) counted once."""
-    rows = finished(store, sweep_id)
+    """The sweep's report from its (deduplicated) ledger: each (task, sample) counted once, with its
+    latest run; what the budget left is counted apart (``skipped``), not as failed."""
+    record = ledger(store, sweep_id)
+    rows = [r for r in record if r["status"] in DONE]
     tasks = _task_results(rows)
     errored = sum(1 for r in rows if r["status"] == "error")
     passed = sum(1 for r in rows if r["passed"] and r["status"] != "error")
@@ -174,6 +178,7 @@ def build_report(store: TraceStore, sweep_id: str, name: str, duration_s: float 
         passed=passed,
         failed=len(rows) - passed - errored,
         errored=errored,
+        skipped=sum(1 for r in record if r["status"] in BUDGET_LEFT),
         pass_rate=round(passed / len(rows), 6) if rows else 0.0,
         cost_usd=cost,
         cost_complete=complete,

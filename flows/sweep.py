@@ -6,6 +6,13 @@ at most ``concurrency`` of them in flight (a sliding window), so the limit is a 
 Each of those tasks runs the single-task flow as a subflow (``executor="local"``), or triggers the
 run-task deployment and waits for it (``executor="deployment"``), so that several workers on one pool
 share a sweep. Threads suit the work: it waits on model calls and sandboxed pytest processes.
+
+Budgets (``max_cost``/``max_tokens``): before starting a run the flow asks the sweep's
+:class:`orchestrator.budget.Budget` whether one more mean run, on top of what is spent and what the
+runs in flight are still expected to spend, fits; when it does not, nothing new starts, the runs in
+flight finish, and what was not started is written as ``skipped`` (resume with a larger budget to
+run it). In-process runs share the budget call by call (a call that would cross it is refused and
+its run is ``stopped``, also rerun on resume).
 """
 
 from __future__ import annotations
@@ -27,9 +34,10 @@ from pydantic import BaseModel, Field, field_validator
 
 from domain.sweep_chart import history_chart
 from domain.sweep_ledger import (
+    DONE,
     candidates_from_summary,
     ensure_run_row,
-    finished,
+    ledger,
     ledger_row,
     orphan_runs,
     run_row,
@@ -40,12 +48,17 @@ from domain.sweep_report import SweepReport, build_report, compare
 from domain.workers import parse_worker, preflight
 from flows._sweep_artifacts import ProgressArtifact, artifact_key, publish
 from flows.registry import WORKFLOW_FLOWS
+from orchestrator.budget import Budget, Usage
+from orchestrator.errors import UserInputError
 from orchestrator.records import Rounds, RunRequest, SandboxName, SweepRow, SweepTaskRow, WorkerSpec, new_id
 from orchestrator.settings import get_settings
 from orchestrator.taskspec import Workflow
 from orchestrator.traces import TraceStore, absolute_root
 from sandbox import get_backend
-from tasks.route import check_router
+from tasks.call_scope import RunScope, scoped
+from tasks.route import check_router, unpriced_workers
+
+RETRY_NEEDS_SWEEP = "--retry-errors reruns the errored runs of a sweep: give --sweep-id or --resume"
 
 #: The thread pool's size; ``SweepParams.concurrency`` bounds what is in flight below it.
 MAX_CONCURRENCY = 32
@@ -90,6 +103,21 @@ class SweepParams(BaseModel):
     )
     history: int = Field(
         default=10, ge=2, le=100, description="Sweeps of this name shown in the history chart."
+    )
+    cache: bool | None = Field(
+        default=None,
+        description="Answer repeated model calls from the on-disk cache (empty: ORCH_CACHE, i.e. at temperature 0).",
+    )
+    max_cost: float | None = Field(
+        default=None, gt=0, description="Budget in USD for the whole sweep (resumed sweeps count what was spent)."
+    )
+    max_tokens: int | None = Field(default=None, ge=1, description="Budget in tokens for the whole sweep.")
+    ignore_unpriced: bool = Field(
+        default=False, description="Let a dollar budget run models without a price (their cost counts as 0)."
+    )
+    retry_errors: bool = Field(
+        default=False,
+        description="With sweep_id: run again the runs that ended in error (not those whose tests failed).",
     )
 
     @field_validator("workers", mode="before")
@@ -153,23 +181,33 @@ def _via_deployment(
     return run_id, f"flow run {child.name} ended {ended}"
 
 
+#: sweep id -> its budget while the flow runs (kept out of task parameters: it is live state, not data)
+_budgets: dict[str, Budget] = {}
+
+
 @task(name="sweep-run", cache_policy=NO_CACHE, task_run_name="{item.task_id} #{item.sample}")
-def run_item(item: WorkItem, params: SweepParams, sweep_id: str, traces: str, sandbox: str) -> SweepTaskRow:
+def run_item(
+    item: WorkItem, params: SweepParams, sweep_id: str, traces: str, sandbox: str, run_id: str | None = None
+) -> SweepTaskRow:
     """Run one (task, sample), then record it in the ledger (after the run's own rows are written).
 
     A run that fails still finishes the item: its error is recorded and the sweep goes on.
     """
     store = TraceStore(traces)
-    run_id = new_id()
+    run_id = run_id or new_id()
+    budget = _budgets.get(sweep_id)
     candidates = None
     error: str | None = None
     request = _request(item, params, sweep_id, traces, sandbox, run_id)
     if params.executor == "local":
         try:
-            summary = _via_subflow(item, request)
+            with scoped(run_id, RunScope(budget=budget, cache=params.cache, sample=item.sample)):
+                summary = _via_subflow(item, request)
             candidates = candidates_from_summary(summary)
         except Exception as exc:  # the run failed; the sweep records it and continues
             error = f"{type(exc).__name__}: {exc}"
+            if budget is not None and run_id in budget.refused:
+                error = f"stopped by the {budget.refused[run_id]} ({error})"
     else:
         run_id, error = _via_deployment(item, params, request, store)
     run = ensure_run_row(
@@ -181,9 +219,41 @@ def run_item(item: WorkItem, params: SweepParams, sweep_id: str, traces: str, sa
         task_dir=item.task_dir,
         error=error or "the run wrote no result",
     )
+    if budget is not None and run_id in budget.refused and run["status"] != "stopped":
+        run = {**run, "status": "stopped"}  # the run died of the refusal before it could say so
     row = ledger_row(run, item.sample, candidates)
+    if budget is not None and params.executor == "deployment":
+        # Another process made the calls: the sweep's budget learns their spend from the run's row.
+        budget.charge(run_id, "run", row.prompt_tokens + row.completion_tokens, row.cost_usd)
     store.write("sweep_tasks", [row])
     return row
+
+
+def _skipped_row(item: WorkItem, sweep_id: str, reason: str) -> SweepTaskRow:
+    return SweepTaskRow(
+        sweep_id=sweep_id,
+        task_id=item.task_id,
+        sample=item.sample,
+        run_id="",
+        workflow=item.workflow,
+        task_dir=item.task_dir,
+        status="skipped",
+        error=f"skipped: {reason}",
+    )
+
+
+def _run_usage(row: dict[str, Any] | SweepTaskRow) -> Usage:
+    data = row.model_dump() if isinstance(row, SweepTaskRow) else row
+    return Usage(
+        tokens=int(data["prompt_tokens"] or 0) + int(data["completion_tokens"] or 0),
+        cost_usd=float(data["cost_usd"] or 0.0),
+    )
+
+
+def _mean(runs: list[Usage]) -> Usage:
+    if not runs:
+        return Usage()
+    return Usage(tokens=sum(u.tokens for u in runs) // len(runs), cost_usd=sum(u.cost_usd for u in runs) / len(runs))
 
 
 def _adopt_orphans(store: TraceStore, sweep_id: str, todo: list[WorkItem]) -> list[WorkItem]:
@@ -232,6 +302,16 @@ def prepare(params: SweepParams) -> Prepared:
         preflight(list(params.workers), settings)
     else:
         check_router(params.router or settings.router_mode, settings)
+    if params.max_cost is not None and not params.ignore_unpriced:
+        unpriced = unpriced_workers(
+            list(params.workers), params.router or settings.router_mode, sorted({t.workflow for t in tasks}), settings
+        )
+        if unpriced:
+            raise UserInputError(
+                f"--max-cost: {', '.join(unpriced)} has no price, so a dollar budget cannot be kept; "
+                "add it to ORCH_PRICES_FILE, pass --ignore-unpriced, or budget in --max-tokens"
+            )
+
     return Prepared(
         name=params.name or sweep_name(params.tasks),
         sweep_id=params.sweep_id or new_id(),
@@ -253,6 +333,8 @@ def sweep_flow(params: SweepParams) -> SweepReport:
     """Run every task under ``params.tasks``; resume ``params.sweep_id`` when it has finished runs."""
     logger = get_run_logger()
     started = time.perf_counter()
+    if params.retry_errors and not params.sweep_id:
+        raise UserInputError(RETRY_NEEDS_SWEEP)
     prep = prepare(params)
     name, sweep_id, traces, sandbox, items = prep.name, prep.sweep_id, prep.traces, prep.sandbox, prep.items
     store = TraceStore(traces)
@@ -268,8 +350,17 @@ def sweep_flow(params: SweepParams) -> SweepReport:
             )
         ],
     )
-    done = {(r["task_id"], r["sample"]) for r in finished(store, sweep_id)}
+    record = ledger(store, sweep_id)
+    keep = ("completed",) if params.retry_errors else DONE
+    done = {(r["task_id"], r["sample"]) for r in record if r["status"] in keep}
     todo = _adopt_orphans(store, sweep_id, [i for i in items if (i.task_id, i.sample) not in done])
+    spent = [_run_usage(r) for r in record if r["status"] in DONE]
+    budget = Budget(
+        max_cost_usd=params.max_cost,
+        max_tokens=params.max_tokens,
+        ignore_unpriced=params.ignore_unpriced,
+        already_spent=Usage(tokens=sum(u.tokens for u in spent), cost_usd=sum(u.cost_usd for u in spent)),
+    )
     logger.info(
         "sweep %s (%s): %d task(s) × %d sample(s); %d already finished, %d to run, %d at a time",
         sweep_id,
@@ -282,23 +373,48 @@ def sweep_flow(params: SweepParams) -> SweepReport:
     )
     progress = ProgressArtifact(name, len(items), len(items) - len(todo))
     done_count = len(items) - len(todo)
-    queue = iter(todo)
-    in_flight: list[PrefectFuture[SweepTaskRow]] = []
+    queue = list(reversed(todo))
+    in_flight: dict[PrefectFuture[SweepTaskRow], str] = {}
+    stop_reason: str | None = None
 
-    def submit_next() -> None:
-        item = next(queue, None)
-        if item is not None:
-            in_flight.append(run_item.submit(item, params, sweep_id, traces, sandbox))
+    def submit_next() -> bool:
+        """Start the next item if the budget lets it; False when nothing was started."""
+        nonlocal stop_reason
+        if not queue or stop_reason is not None:
+            return False
+        if budget.limited:
+            refusal = budget.run_refusal(_mean(spent), list(in_flight.values()))
+            if refusal is not None:
+                if not in_flight:  # nothing will free room: the rest is skipped
+                    stop_reason = refusal
+                return False
+        run_id = new_id()
+        in_flight[run_item.submit(queue.pop(), params, sweep_id, traces, sandbox, run_id)] = run_id
+        return True
 
-    for _ in range(params.concurrency):
-        submit_next()
-    while in_flight:
-        future = next(as_completed(in_flight))
-        in_flight.remove(future)
-        future.result()  # raises only when recording failed (e.g. the trace folder is not writable)
-        done_count += 1
-        progress.update(done_count)
-        submit_next()
+    _budgets[sweep_id] = budget
+    try:
+        while len(in_flight) < params.concurrency and submit_next():
+            pass
+        while in_flight:
+            future = next(as_completed(list(in_flight)))
+            del in_flight[future]
+            row = future.result()  # raises only when recording failed (e.g. the trace folder is not writable)
+            if row.status in DONE:
+                spent.append(_run_usage(row))
+            done_count += 1
+            progress.update(done_count)
+            while len(in_flight) < params.concurrency and submit_next():
+                pass  # with nothing in flight, a refusal names the stop and the rest is skipped
+    finally:
+        _budgets.pop(sweep_id, None)
+    if queue:
+        reason = stop_reason or "budget"
+        store.write("sweep_tasks", [_skipped_row(item, sweep_id, reason) for item in reversed(queue)])
+        logger.warning(
+            "sweep %s: %d run(s) not started (%s); resume with a larger budget to run them",
+            sweep_id, len(queue), reason,
+        )
 
     report = build_report(store, sweep_id, name, round(time.perf_counter() - started, 3))
     previous = _previous_report(store, name, sweep_id)
@@ -315,6 +431,7 @@ def sweep_flow(params: SweepParams) -> SweepReport:
                 passed=report.passed,
                 failed=report.failed,
                 errored=report.errored,
+                skipped=report.skipped,
                 pass_rate=report.pass_rate,
                 cost_usd=report.cost_usd,
                 duration_s=report.duration_s,

@@ -156,6 +156,10 @@ class TestReport(BaseModel):
     failed: int = 0
     errors: int = 0
     skipped: int = 0
+    #: How the verdict was taken (docs/sandbox.md): ``isolated`` = the tests in a trusted process,
+    #: the candidate in another, out of reach of the report; ``in_process`` = pytest imported the
+    #: candidate (a task's explicit choice, or a sandbox that cannot isolate), forgeable from inside.
+    verdict_mode: Literal["isolated", "in_process"] = "in_process"
 
     @property
     def total(self) -> int:
@@ -174,7 +178,7 @@ class RunRow(BaseModel):
     task_id: str
     workflow: str
     task_dir: str
-    status: str  # completed | failed | error
+    status: str  # completed | failed | error | stopped (a budget refused a call; resumable)
     passed: bool | None = None
     rounds: int = 0
     candidates: int = 0
@@ -209,6 +213,7 @@ class CallRow(BaseModel):
     cost_usd: float | None = None
     response_id: str | None = None
     fallback_from: str | None = None
+    cached: bool = False  # answered from the model-call cache: original tokens, cost 0, the hit's latency
     ts: datetime = Field(default_factory=utcnow)
 
 
@@ -232,6 +237,8 @@ class AttemptRow(BaseModel):
     killed: bool
     output_excerpt: str
     ts: datetime = Field(default_factory=utcnow)
+    #: TestReport.verdict_mode of this run (None: recorded before verdicts said how they were taken).
+    verdict_mode: Literal["isolated", "in_process"] | None = None
 
 
 class CandidateResult(BaseModel):
@@ -276,6 +283,7 @@ class RunSummary(BaseModel):
     best_candidate: str | None = None
     candidates: list[CandidateResult] = Field(default_factory=list)
     error: str | None = None
+    stopped: str | None = None  # why the run stopped early, between model calls (its budget), else None
 
 
 # ---------------------------------------------------------------- routing and judging
@@ -507,7 +515,7 @@ class SweepTaskRow(BaseModel):
     run_id: str
     workflow: str
     task_dir: str
-    status: str  # completed | error
+    status: str  # completed | error | stopped (a budget refused a call) | skipped (a budget kept it from starting)
     passed: bool | None = None
     rounds: int = 0
     prompt_tokens: int = 0
@@ -532,6 +540,7 @@ class SweepRow(BaseModel):
     passed: int = 0
     failed: int = 0
     errored: int = 0
+    skipped: int = 0  # not started, or stopped between calls, because of the budget
     pass_rate: float | None = None
     cost_usd: float | None = None
     duration_s: float = 0.0

@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal, get_args
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from orchestrator.errors import ConfigurationError
@@ -21,6 +21,28 @@ ROUTER_MODES: tuple[str, ...] = get_args(RouterMode)
 
 def _alias(*names: str) -> AliasChoices:
     return AliasChoices(*names)
+
+
+_EXPIRY_UNITS = {"s": 1, "m": 60, "h": 3600, "D": 86_400, "W": 7 * 86_400, "M": 30 * 86_400, "Y": 365 * 86_400}
+
+
+def parse_expiry(text: str) -> float | None:
+    """``"12h"``, ``"1W"``, ``"30m"`` -> seconds (units s m h D W M Y, as Inspect writes them);
+    ``"never"`` -> None (entries do not expire). Raises ValueError naming the accepted forms."""
+    value = text.strip()
+    if value.lower() == "never":
+        return None
+    number, unit = value[:-1], value[-1:]
+    if unit not in _EXPIRY_UNITS or not number.isdigit() or int(number) <= 0:
+        raise ValueError(f"{text!r} is not an expiry; use a count and a unit (s m h D W M Y), e.g. 1W or 12h, or never")
+    return float(int(number) * _EXPIRY_UNITS[unit])
+
+
+class CallLimit(BaseModel):
+    """A bound on one provider's (or one model's) calls: how many in flight, how many a minute."""
+
+    in_flight: int | None = Field(default=None, ge=1, le=1024)
+    rpm: int | None = Field(default=None, ge=1)
 
 
 class Settings(BaseSettings):
@@ -63,6 +85,23 @@ class Settings(BaseSettings):
     router_mode: RouterMode = "hint"
     prices_file: Path | None = None
 
+    # model-call cache (providers/cache.py): auto caches calls at temperature 0
+    cache: Literal["auto", "on", "off"] = "auto"
+    cache_path: Path | None = None  # unset: <cache_dir>/calls.sqlite
+    cache_expiry: str = "1W"  # s m h D W M Y, or never
+
+    # per-provider limits (providers/limits.py), shared by every run of the process
+    provider_in_flight: int = Field(default=8, ge=1, le=1024)  # calls in flight per provider
+    provider_rpm: int | None = Field(default=None, ge=1)  # requests a minute per provider; unset: no bound
+    model_in_flight: int | None = Field(default=None, ge=1, le=1024)  # per provider:model; unset: none
+    model_rpm: int | None = Field(default=None, ge=1)
+    limits: dict[str, CallLimit] = Field(default_factory=dict)  # "provider" or "provider:model" -> override
+
+    # cooldown (providers/cooldown.py): more than N failures in the window, or a 429, benches a model
+    cooldown_failures: int = Field(default=3, ge=0)  # N
+    cooldown_window_s: float = Field(default=60.0, gt=0)
+    cooldown_s: float = Field(default=5.0, ge=0)  # at least this long; a longer Retry-After wins
+
     # provider credentials and endpoints, under the names users already have. Every SecretStr field is
     # a secret (redacted, kept from sandboxes); a provider's key field is ``<provider>_api_key``.
     openai_api_key: SecretStr | None = Field(default=None, validation_alias=_alias("OPENAI_API_KEY"))
@@ -87,6 +126,16 @@ class Settings(BaseSettings):
     judge_worker: str | None = None  # PROVIDER:MODEL of the rubric judge; unset: no LLM judge
     judge_mode: Literal["pairwise", "pointwise"] = "pairwise"
     pair_min_margin: float = Field(default=0.2, gt=0, le=1)  # score gap that makes a preference pair
+
+    @field_validator("cache_expiry")
+    @classmethod
+    def _check_expiry(cls, value: str) -> str:
+        parse_expiry(value)
+        return value
+
+    @property
+    def call_cache_path(self) -> Path:
+        return self.cache_path or self.cache_dir / "calls.sqlite"
 
 
 def _env_names(field: str) -> tuple[str, ...]:

@@ -29,6 +29,10 @@ class TaskSpec(BaseModel):
     workflow: Workflow | None = None
     entry: str = "solution.py"
     limits: Limits = Field(default_factory=Limits)
+    #: coding: how the verdict is taken (docs/sandbox.md). ``isolated``: the candidate's module runs
+    #: in a process of its own, out of reach of the tests and the report; ``in_process``: pytest
+    #: imports it (for tests that need its objects in the test process), and forgeable from inside.
+    verdict: Literal["isolated", "in_process"] = "isolated"
     # question workflows
     answer: str | None = None
     answer_type: AnswerType | None = None

@@ -12,6 +12,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 from orchestrator.records import Completion, Message
 from orchestrator.settings import Settings
 from providers.base import Provider, ProviderError, TransientProviderError
+from providers.limits import CallLimits
 from providers.pricing import price_completion
 
 
@@ -23,6 +24,7 @@ class TryOutcome(BaseModel):
     latency_s: float
     error_kind: str | None = None
     error: str | None = None
+    retry_after_s: float | None = None
     completion: Completion | None = None
 
 
@@ -51,12 +53,17 @@ def complete_with_retries(
     settings: Settings,
     on_try: Callable[[TryOutcome], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    limits: CallLimits | None = None,
+    give_up: Callable[[ProviderError], bool] | None = None,
     **params: Any,
 ) -> Completion:
     """Call the provider, retrying transient errors with backoff; raise the last error when exhausted.
 
     Waits are exponential with jitter, or what the server asked for (Retry-After), capped at
     ``settings.retry_max_delay_s``. ``sleep`` performs the waits (tests pass a recorder).
+    ``limits``: each try holds a slot of the provider's and model's bounds (a 429 tells them to
+    back off); the waits between tries hold none. ``give_up(error)``: True stops retrying early
+    (the caller has a better place to send the call, such as a fallback while this model cools down).
     """
     attempt = 0
 
@@ -65,7 +72,16 @@ def complete_with_retries(
         attempt += 1
         started = time.perf_counter()
         try:
-            completion = provider.complete(messages, model, **params)
+            if limits is None:
+                completion = provider.complete(messages, model, **params)
+            else:
+                with limits.slot(provider.name, model) as slot:
+                    try:
+                        completion = provider.complete(messages, model, **params)
+                    except ProviderError as exc:
+                        if exc.kind == "rate_limit":
+                            slot.saw_rate_limit(exc.retry_after_s)
+                        raise
         except ProviderError as exc:
             if on_try:
                 on_try(
@@ -75,6 +91,7 @@ def complete_with_retries(
                         latency_s=time.perf_counter() - started,
                         error_kind=exc.kind,
                         error=str(exc)[:500],
+                        retry_after_s=exc.retry_after_s,
                     )
                 )
             raise
@@ -88,7 +105,9 @@ def complete_with_retries(
     retrying = Retrying(
         stop=stop_after_attempt(settings.call_retries + 1),
         wait=_wait(settings),
-        retry=retry_if_exception(lambda e: isinstance(e, TransientProviderError)),
+        retry=retry_if_exception(
+            lambda e: isinstance(e, TransientProviderError) and not (give_up is not None and give_up(e))
+        ),
         sleep=sleep,
         reraise=True,
     )

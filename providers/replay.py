@@ -43,6 +43,7 @@ def load_replay_file(path: Path) -> dict[str, list[str]]:
 
 class ReplayProvider:
     name = "replay"
+    cacheable = False  # answers are a recording served in order; caching them would change that order
 
     def __init__(self) -> None:
         self._files: dict[Path, dict[str, list[str]]] = {}

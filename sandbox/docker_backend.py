@@ -16,11 +16,13 @@ import io
 import tarfile
 import threading
 import time
+from collections.abc import Hashable
 from typing import Any
 
 import docker
 import docker.errors
 from docker.types import Mount, Ulimit
+from docker.utils.socket import frames_iter
 
 from orchestrator.errors import ConfigurationError
 from orchestrator.records import ExecResult, Limits
@@ -35,6 +37,7 @@ from sandbox.base import (
     died_of_signal,
     sandbox_env,
 )
+from sandbox.warm import Channel, boot_code, inside_files
 
 #: The uid:gid that runs the code under test ("nobody" in Debian images).
 SANDBOX_USER = "65534:65534"
@@ -103,20 +106,8 @@ class DockerSession:
             raise SandboxError(f"could not start a sandbox container from {image}: {exc}") from exc
 
     def write_files(self, files: dict[str, str]) -> None:
-        buf = io.BytesIO()
-        now = time.time()
-        with tarfile.open(fileobj=buf, mode="w") as tar:
-            folders: set[str] = set()
-            for rel, text in files.items():
-                path = checked_relpath(rel)
-                for parent in reversed(path.parents[:-1]):  # every folder once, outermost first
-                    if str(parent) not in folders:
-                        folders.add(str(parent))
-                        tar.addfile(_tar_entry(str(parent), tarfile.DIRTYPE, 0o755, 0, now))
-                data = text.encode("utf-8")
-                tar.addfile(_tar_entry(str(path), tarfile.REGTYPE, 0o644, len(data), now), io.BytesIO(data))
         try:
-            self._container.put_archive(WORKDIR, buf.getvalue())
+            self._container.put_archive(WORKDIR, _tar(files))
         except docker.errors.DockerException as exc:
             raise SandboxError(f"could not copy files into the sandbox container: {exc}") from exc
 
@@ -229,6 +220,107 @@ def _drain(stream: Any, out: CappedOutput, err: CappedOutput) -> None:
         pass  # whatever the transport raises then, the outcome is already known (timed out)
 
 
+#: The uid of the trusted runner in a warm container (the candidates get fresh uids far above it).
+RUNNER_UID = 65533
+#: A warm container's processes besides the suite's own: the runner, the launcher, docker-init.
+_WARM_EXTRA_PIDS = 32
+
+
+class DockerWarm:
+    """A warm sandbox (sandbox/warm.py) in one long-lived container: the trusted runner is an exec
+    as RUNNER_UID, the candidate launcher an exec as root with only setuid/setgid (the container's
+    whole capability set), whose children drop to a fresh uid per suite. Sessions live on a tmpfs
+    the runner owns (read-only to everyone else), the runner's scratch on one only it can enter,
+    the candidates' on a sticky /tmp. Each side is attached through the engine's exec socket."""
+
+    def __init__(self, client: docker.DockerClient, image: str, limits: Limits) -> None:
+        self.label = "docker"
+        self.sessions_root = "/s"
+        self.candidate_env = sandbox_env("/tmp")
+        memory = 2 * limits.memory_mb + 512  # a candidate and a runner child at once, and the zygotes
+        runner = f"uid={RUNNER_UID},gid={RUNNER_UID}"
+        self._client = client
+        try:
+            self._container: Any = client.containers.create(
+                image,
+                ["sleep", "infinity"],
+                network_mode="none",
+                read_only=True,
+                mounts=[Mount(target="/h", source=None, type="volume")],
+                tmpfs={
+                    "/s": f"rw,size={memory}m,mode=755,{runner}",
+                    "/rtmp": f"rw,size={memory}m,mode=700,{runner}",
+                    "/tmp": f"rw,size={memory}m,mode=1777",
+                },
+                working_dir="/",
+                mem_limit=f"{memory}m",
+                memswap_limit=f"{memory}m",
+                nano_cpus=int(limits.cpus * 1e9),
+                pids_limit=limits.pids + _WARM_EXTRA_PIDS,
+                cap_drop=["ALL"],
+                cap_add=["SETUID", "SETGID"],
+                security_opt=["no-new-privileges"],
+                ulimits=[
+                    Ulimit(name="fsize", soft=MAX_FILE_BYTES, hard=MAX_FILE_BYTES),
+                    Ulimit(name="core", soft=0, hard=0),
+                ],
+                hostname="sandbox",
+                labels={LABEL: "warm"},
+                init=True,
+            )
+            self._container.start()
+            self._container.put_archive("/h", _tar(inside_files()))
+            self.runner = self._attach(
+                "trusted runner", "runner", f"{RUNNER_UID}:{RUNNER_UID}",
+                {**sandbox_env("/rtmp"), "ORCH_SESSIONS": self.sessions_root},
+            )  # fmt: skip
+            self.launcher = self._attach("candidate launcher", "candidate", "0:0",
+                                         {**sandbox_env("/tmp"), "ORCH_SCRATCH": "/tmp"})  # fmt: skip
+        except docker.errors.DockerException as exc:
+            self.close()
+            raise SandboxError(f"could not start a warm sandbox container from {image}: {exc}") from exc
+
+    def _attach(self, name: str, module: str, user: str, env: dict[str, str]) -> Channel:
+        api = self._client.api
+        argv = ["python3", "-I", "-c", boot_code("/h", module)]
+        exec_id = api.exec_create(self._container.id, argv, stdin=True, user=user, workdir="/", environment=env)["Id"]
+        sock = api.exec_start(exec_id, socket=True)
+        raw = getattr(sock, "_sock", sock)
+        channel = Channel(name, raw.sendall)
+
+        def pump() -> None:
+            try:
+                for stream, data in frames_iter(sock, tty=False):
+                    (channel.feed if stream == 1 else channel.feed_stderr)(data)
+            except Exception:  # noqa: BLE001 - the socket breaks when the container goes away
+                pass
+            finally:
+                channel.closed()
+
+        threading.Thread(target=pump, daemon=True, name=f"sandbox-{module}").start()
+        return channel
+
+    def close(self) -> None:
+        with contextlib.suppress(docker.errors.DockerException, AttributeError):
+            self._container.remove(force=True, v=True)
+
+
+def _tar(files: dict[str, str]) -> bytes:
+    buf = io.BytesIO()
+    now = time.time()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        folders: set[str] = set()
+        for rel, text in files.items():
+            path = checked_relpath(rel)
+            for parent in reversed(path.parents[:-1]):
+                if str(parent) not in folders:
+                    folders.add(str(parent))
+                    tar.addfile(_tar_entry(str(parent), tarfile.DIRTYPE, 0o755, 0, now))
+            data = text.encode("utf-8")
+            tar.addfile(_tar_entry(str(path), tarfile.REGTYPE, 0o644, len(data), now), io.BytesIO(data))
+    return buf.getvalue()
+
+
 class DockerBackend:
     """Opens a fresh container per session from ``image`` (which must have python3 and pytest)."""
 
@@ -249,3 +341,10 @@ class DockerBackend:
 
     def open(self, limits: Limits) -> DockerSession:
         return DockerSession(self.client, self.image, limits)
+
+    def warm_key(self, limits: Limits) -> Hashable | None:
+        """A warm container's cgroup limits are fixed when it starts: one pool per set of them."""
+        return ("docker", self.image, limits.memory_mb, limits.cpus, limits.pids)
+
+    def start_warm(self, limits: Limits) -> DockerWarm:
+        return DockerWarm(self.client, self.image, limits)

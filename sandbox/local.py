@@ -30,11 +30,13 @@ import stat
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import IO, Literal
 
 from orchestrator.errors import ConfigurationError
 from orchestrator.records import ExecResult, Limits
@@ -50,6 +52,7 @@ from sandbox.base import (
     normalize_exit,
     sandbox_env,
 )
+from sandbox.warm import Channel, boot_code, fresh_uid, inside_files
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +128,11 @@ class _Isolation:
         return "/tmp" if self.mode == "bwrap" else str(dirs.tmp)
 
     def _bwrap(self, dirs: _Dirs) -> list[str]:
+        binds = [(dirs.work, WORKDIR, False), (dirs.report, REPORT_DIR, True), (dirs.tmp, "/tmp", True)]
+        return [*self.bwrap_with(binds), "--chdir", WORKDIR]
+
+    def bwrap_with(self, binds: list[tuple[Path, str, bool]]) -> list[str]:
+        """bwrap with the system directories and ``binds`` (host path, path inside, writable)."""
         # As root, no user namespace: it would map only uid 0 and the uid drop inside would fail.
         ns = (
             ["--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
@@ -140,11 +148,26 @@ class _Isolation:
         for name in _ETC_FILES:
             args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
         args += ["--proc", "/proc", "--dev", "/dev"]
-        args += ["--ro-bind", str(dirs.work), WORKDIR, "--bind", str(dirs.report), REPORT_DIR]
-        args += ["--bind", str(dirs.tmp), "/tmp"]
+        for host, inside, writable in binds:
+            args += ["--bind" if writable else "--ro-bind", str(host), inside]
         for path in self.python_dirs:
             args += ["--ro-bind", path, path]
-        return [*args, "--chdir", WORKDIR]
+        return args
+
+    def warm_command(self, argv: list[str], binds: list[tuple[Path, str, bool]], uid: int | None) -> list[str]:
+        """A warm sandbox's process: as ``uid``, or (None) as root keeping only the right to change
+        uid. Without bwrap the paths inside are the host paths (``binds`` only say which they are)."""
+        if argv and argv[0] in ("python3", "python") and self.python:
+            argv = [self.python, *argv[1:]]
+        drop = _as_uid(uid) if uid is not None else [
+            "setpriv", "--no-new-privs", "--inh-caps=-all", "--bounding-set=-all,+setuid,+setgid",
+        ]  # fmt: skip
+        argv = [*drop, *argv]
+        if self.mode == "bwrap":
+            return [*self.bwrap_with(binds), "--", *argv]
+        if self.mode == "unshare":
+            return ["unshare", "--net", "--pid", "--fork", "--kill-child", "--mount-proc", "--", *argv]
+        return argv
 
 
 def _as_uid(uid: int) -> list[str]:
@@ -350,6 +373,102 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     proc.wait()
 
 
+class LocalWarm:
+    """A warm sandbox (sandbox/warm.py) of two processes, each in its own wrapper: the trusted runner
+    as a uid of its own (the sessions directory is its, bound writable for it and read-only for the
+    launcher), and the candidate launcher as root with only setuid/setgid, whose children drop to a
+    fresh uid per suite. Under bwrap the two share no pid namespace: a candidate cannot even see
+    the runner; its /tmp is a directory of its own."""
+
+    def __init__(self, iso: _Isolation) -> None:
+        self.label = iso.label
+        self._root = Path(tempfile.mkdtemp(prefix="orch-warm-"))
+        self._procs: list[subprocess.Popen[bytes]] = []
+        harness, sessions, runner_tmp, scratch = (self._root / n for n in ("h", "s", "rtmp", "ctmp"))
+        runner_uid = fresh_uid()
+        self._root.chmod(0o711)
+        for rel, text in inside_files().items():
+            (harness / rel).parent.mkdir(parents=True, exist_ok=True)
+            (harness / rel).write_text(text, encoding="utf-8")
+        for folder in (harness, *harness.iterdir()):
+            folder.chmod(0o755)
+        sessions.mkdir(0o755)
+        runner_tmp.mkdir(0o700)
+        scratch.mkdir()
+        scratch.chmod(0o1777)
+        os.chown(sessions, runner_uid, runner_uid)
+        os.chown(runner_tmp, runner_uid, runner_uid)
+        bwrap = iso.mode == "bwrap"
+        inside = {p: (i if bwrap else str(p)) for p, i in ((harness, "/h"), (sessions, "/s"))}
+        self.sessions_root = inside[sessions]
+        runner_env = {**sandbox_env("/tmp" if bwrap else str(runner_tmp)), "ORCH_SESSIONS": self.sessions_root}
+        launcher_env = {**sandbox_env("/tmp"), "ORCH_SCRATCH": "/tmp" if bwrap else str(scratch)}
+        self.candidate_env = sandbox_env("/tmp")
+        try:
+            self.runner = self._start(
+                "trusted runner",
+                iso.warm_command(["python3", "-I", "-c", boot_code(inside[harness], "runner")],
+                                 [(harness, "/h", False), (sessions, "/s", True), (runner_tmp, "/tmp", True)],
+                                 runner_uid),
+                runner_env,
+            )  # fmt: skip
+            self.launcher = self._start(
+                "candidate launcher",
+                iso.warm_command(["python3", "-I", "-c", boot_code(inside[harness], "candidate")],
+                                 [(harness, "/h", False), (sessions, "/s", False), (scratch, "/tmp", True)],
+                                 None),
+                launcher_env,
+            )  # fmt: skip
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self, name: str, cmd: list[str], env: dict[str, str]) -> Channel:
+        try:
+            proc = subprocess.Popen(
+                cmd, cwd="/", env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, start_new_session=True,
+            )  # fmt: skip
+        except OSError as exc:
+            raise SandboxError(f"could not start the local sandbox's {name} ({cmd[0]}): {exc}") from exc
+        self._procs.append(proc)
+        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+        stdin = proc.stdin
+
+        def write(data: bytes) -> None:
+            stdin.write(data)
+            stdin.flush()
+
+        channel = Channel(name, write)
+        _pump(proc.stdout, channel.feed, channel.closed)
+        _pump(proc.stderr, channel.feed_stderr, lambda: None)
+        return channel
+
+    def close(self) -> None:
+        for proc in self._procs:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            for stream in (proc.stdin, proc.stdout, proc.stderr):
+                with contextlib.suppress(OSError):
+                    if stream is not None:
+                        stream.close()
+        shutil.rmtree(self._root, ignore_errors=True)
+
+
+def _pump(stream: IO[bytes], feed: Callable[[bytes], None], done: Callable[[], None]) -> None:
+    def loop() -> None:
+        try:
+            while chunk := os.read(stream.fileno(), 65536):
+                feed(chunk)
+        except OSError:
+            pass
+        finally:
+            done()
+
+    threading.Thread(target=loop, daemon=True, name="sandbox-pump").start()
+
+
 class LocalBackend:
     """Runs commands as local subprocesses; see the module docstring for the isolation it gives.
 
@@ -364,6 +483,14 @@ class LocalBackend:
 
     def open(self, limits: Limits) -> LocalSession:
         return LocalSession(self.isolation)
+
+    def warm_key(self, limits: Limits) -> Hashable | None:
+        """Warm sandboxes need root (a uid for the runner, a fresh one per candidate); rlimits are
+        set per suite, so one warm sandbox serves every ``limits``."""
+        return ("local", self.isolation) if self.isolation.drop_uid else None
+
+    def start_warm(self, limits: Limits) -> LocalWarm:
+        return LocalWarm(self.isolation)
 
 
 def _probe(iso: _Isolation, argv: list[str]) -> subprocess.CompletedProcess[bytes] | None:

@@ -1,16 +1,20 @@
-"""Run a test suite under pytest in a fresh sandbox session and read the verdict from its report.
+"""Run one test suite against a candidate: ``run_pytest`` (the verdict of record, isolated).
 
-The verdict comes from the JUnit XML report pytest writes into REPORT_DIR, never from the exit
-code: a candidate that exits early (``os._exit(0)`` at import) leaves no report and fails. The
-working tree (task files, candidate file, tests) is read-only to the code under test, so it cannot
-rewrite a test or add a ``conftest.py``; ``--confcutdir .`` keeps conftests from outside the tree
-out, ``-c`` keeps stray ini files out, and ``-p no:cacheprovider`` keeps pytest from writing into
-the tree. What in-process code can still do is written down in docs/sandbox.md.
+``run_pytest`` is ``sandbox.suites.run_suites`` for one suite: the candidate's module runs in a
+process of its own and cannot reach the verdict. ``run_in_process`` is the weaker mode a task can
+choose explicitly (``verdict = "in_process"`` in task.toml) for tests that need the candidate's
+objects in the test process: one fresh pytest process per suite imports the candidate, and the
+verdict comes from the JUnit XML report pytest writes into REPORT_DIR, never from the exit code (a
+candidate that exits early leaves no report and fails). The working tree is read-only to the code
+under test; ``--confcutdir .`` keeps conftests from outside the tree out, ``-c`` keeps stray ini
+files out, ``-p no:cacheprovider`` keeps pytest from writing into the tree. What in-process code can
+still do (forge the report, patch pytest, fool ``==``) is written down in docs/sandbox.md.
 """
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from typing import Literal
 
 from orchestrator.errors import UserInputError
 from orchestrator.records import ExecResult, Limits, TestReport
@@ -36,9 +40,25 @@ def pytest_argv(has_ini: bool) -> list[str]:
 
 
 def run_pytest(
+    backend: SandboxBackend,
+    files: dict[str, str],
+    tests: dict[str, str],
+    limits: Limits,
+    *,
+    entry: str | None = None,
+    mode: Literal["isolated", "in_process"] = "isolated",
+) -> tuple[ExecResult, TestReport]:
+    """Run ``tests`` (placed under tests/) against ``files`` (placed at the top), whose ``entry``
+    (default: solution.py, or the only top-level .py file) is the candidate's module."""
+    from sandbox.suites import run_suites  # it builds on this module's in-process runner
+
+    return run_suites(backend, files, {"visible": tests}, limits, entry=entry, mode=mode)["visible"]
+
+
+def run_in_process(
     backend: SandboxBackend, files: dict[str, str], tests: dict[str, str], limits: Limits
 ) -> tuple[ExecResult, TestReport]:
-    """Run ``tests`` (placed under tests/) against ``files`` (placed at the top) in a fresh session."""
+    """One fresh pytest process that imports the candidate; the verdict from its JUnit report."""
     layout = dict(files)
     for rel, text in tests.items():
         path = f"{TESTS_DIR}/{checked_relpath(rel)}"
@@ -49,7 +69,7 @@ def run_pytest(
         session.write_files(layout)
         result = session.run(pytest_argv(TASK_INI in files), limits)
         report = parse_junit(session.read_report(REPORT_NAME))
-    return result, report
+    return result, report.model_copy(update={"verdict_mode": "in_process"})
 
 
 def parse_junit(data: bytes | None) -> TestReport:
@@ -77,4 +97,5 @@ def parse_junit(data: bytes | None) -> TestReport:
             counts["skipped"] += 1
         else:
             counts["passed"] += 1
-    return TestReport(report_found=True, **counts)
+    return TestReport(report_found=True, passed=counts["passed"], failed=counts["failed"],
+                      errors=counts["errors"], skipped=counts["skipped"])  # fmt: skip

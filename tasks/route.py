@@ -38,6 +38,7 @@ from orchestrator.records import (
 from orchestrator.settings import ROUTER_MODES, Settings, get_settings
 from orchestrator.taskspec import Task, Workflow
 from orchestrator.traces import TraceStore
+from providers.pricing import unit_prices
 from tasks.model_call import AllWorkersFailed, CallContext, call_model
 
 ALLOWED_WORKFLOWS: tuple[str, ...] = get_args(Workflow)
@@ -530,3 +531,19 @@ def route_task(
     routed = route(task, run_id, store, settings, router=router, workers=workers, max_rounds=max_rounds)
     store.write("routes", [route_row(task, run_id, routed)])
     return routed.decision
+
+
+def unpriced_workers(
+    workers: list[WorkerSpec], router: str, workflows: list[str], settings: Settings
+) -> list[str]:
+    """``provider:model`` of every model a run may call that the price table has no entry for: the
+    explicit workers, else the router's model and its defaults for these workflows; and the judge."""
+    candidates = list(workers)
+    if not candidates:
+        candidates = router_workers(settings) if router in LLM_MODES else []
+        for workflow in workflows:
+            candidates += default_workers(router, workflow, settings)
+    if settings.judge_worker:
+        candidates.append(parse_worker(settings.judge_worker))
+    found = [f"{w.provider}:{w.model}" for w in candidates if unit_prices(w.provider, w.model, settings) is None]
+    return sorted(set(found))

@@ -13,6 +13,7 @@ from prefect.runtime import flow_run
 from orchestrator.records import CandidateResult, RunRow, RunSummary, WorkerSpec, sum_cost, utcnow
 from orchestrator.taskspec import Task
 from orchestrator.traces import TraceStore
+from tasks.call_scope import scope_for
 
 
 def artifact_key(task_id: str) -> str:
@@ -24,8 +25,17 @@ def _money(value: float | None) -> str:
     return "unknown" if value is None else f"${value:.6f}"
 
 
+def budget_stop(summary: RunSummary) -> str | None:
+    """Why the run stopped early: what the flow said, else the reason its budget refused a call."""
+    if summary.stopped:
+        return summary.stopped
+    budget = scope_for(summary.run_id).budget
+    refused = budget.refused.get(summary.run_id) if budget is not None else None
+    return f"stopped by the {refused}" if refused else None
+
+
 def summary_markdown(summary: RunSummary) -> str:
-    verdict = "passed" if summary.passed else ("error" if summary.error else "failed")
+    verdict = "passed" if summary.passed else ("stopped" if summary.stopped else "error" if summary.error else "failed")
     lines = [
         f"### {summary.task_id} ({summary.workflow}): **{verdict}**",
         "",
@@ -45,6 +55,8 @@ def summary_markdown(summary: RunSummary) -> str:
         )
     if summary.error:
         lines += ["", f"error: {summary.error}"]
+    if summary.stopped:
+        lines += ["", f"stopped between calls: {summary.stopped}"]
     return "\n".join(lines)
 
 
@@ -90,7 +102,14 @@ def record_run(
     sweep_id: str | None,
     started_at: datetime,
 ) -> None:
-    """Write the run's row (last, so a run with a row is a finished run) and publish its summary."""
+    """Write the run's row (last, so a run with a row is a finished run) and publish its summary.
+
+    A run whose budget refused a call is ``stopped`` (a sweep runs it again on resume), whatever
+    the flow made of the refusal.
+    """
+    stopped = budget_stop(summary)
+    if stopped and not summary.stopped:
+        summary.stopped = stopped
     flow_run_id = flow_run.get_id()
     TraceStore(traces).write(
         "runs",
@@ -100,7 +119,7 @@ def record_run(
                 task_id=summary.task_id,
                 workflow=summary.workflow,
                 task_dir=str(task.folder),
-                status="error" if summary.error else "completed",
+                status="stopped" if stopped else "error" if summary.error else "completed",
                 passed=summary.passed,
                 rounds=summary.rounds,
                 candidates=len(summary.candidates),
@@ -112,7 +131,7 @@ def record_run(
                 workers=json.dumps([w.label for w in workers]),
                 sweep_id=sweep_id,
                 flow_run_id=str(flow_run_id or ""),
-                error=summary.error,
+                error="; ".join(e for e in (stopped, summary.error) if e) or None,
                 started_at=started_at,
                 finished_at=utcnow(),
             )

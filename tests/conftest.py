@@ -24,6 +24,11 @@ _SESSION_HOME = Path(tempfile.mkdtemp(prefix="orch-prefect-home-"))
 os.environ.setdefault("PREFECT_HOME", str(_SESSION_HOME))
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+# The session's Prefect server shares two cores with everything else: a busy moment answers 503,
+# which the client retries; give it more tries than the default 5 before a task run errors.
+os.environ.setdefault("PREFECT_CLIENT_MAX_RETRIES", "10")
+# The model-call cache of the session lives beside it, never in the user's ~/.cache.
+os.environ.setdefault("ORCH_CACHE_PATH", str(_SESSION_HOME / "calls.sqlite"))
 
 
 def free_port() -> int:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from orchestrator.records import ExecResult, Limits, TestReport
 from sandbox.base import SandboxBackend
-from sandbox.pytest_runner import run_pytest
+from sandbox.pytest_runner import run_in_process, run_pytest
 
 LIMITS = Limits(timeout_s=20, memory_mb=256, cpus=1, pids=32, output_bytes=16_000)
 SHORT = LIMITS.model_copy(update={"timeout_s": 2.0})
@@ -204,8 +204,9 @@ class SandboxContract:
 
     def test_exit_zero_at_import_does_not_pass(self, backend: SandboxBackend) -> None:
         result, report = self.verdict(backend, "import os\nos._exit(0)\n")
-        assert result.exit_code == 0  # the exit code lies ...
-        assert not report.report_found and not report.all_passed  # ... the report (absent) does not
+        assert not report.all_passed and report.errors >= 1  # the tests could not import the module
+        _, report = run_in_process(backend, {"solution.py": "import os\nos._exit(0)\n"}, TESTS, LIMITS)
+        assert not report.report_found and not report.all_passed  # in-process: exit 0, no report
         self.assert_still_works(backend)
 
     def test_rewriting_a_test_file_does_not_pass(self, backend: SandboxBackend) -> None:
@@ -239,3 +240,97 @@ class SandboxContract:
         _, report = self.verdict(backend, attack)
         assert not report.all_passed
         assert report.failed == 3
+
+    # ------------------------------------------------------- the candidate's own process (isolated verdict)
+
+    def assert_verdicts_still_work(self, backend: SandboxBackend) -> None:
+        _, report = self.verdict(backend, CORRECT)
+        assert report.all_passed and report.verdict_mode == "isolated", report
+
+    def test_candidate_infinite_loop_at_import_fails_in_time(self, backend: SandboxBackend) -> None:
+        result, report = run_pytest(backend, {"solution.py": "while True:\n    pass\n"}, TESTS, SHORT)
+        assert not report.all_passed
+        assert result.timed_out or "time limit" in result.stdout, result
+        self.assert_verdicts_still_work(backend)
+
+    def test_candidate_memory_bomb_fails(self, backend: SandboxBackend) -> None:
+        bomb = f"block = b'x' * ({LIMITS.memory_mb * 4} * 1024 * 1024)\n" + CORRECT
+        _, report = self.verdict(backend, bomb)
+        assert not report.all_passed
+        self.assert_verdicts_still_work(backend)
+
+    def test_candidate_fork_bomb_is_contained(self, backend: SandboxBackend) -> None:
+        bomb = "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n"
+        _, report = run_pytest(backend, {"solution.py": bomb}, TESTS, SHORT)
+        assert not report.all_passed
+        self.assert_verdicts_still_work(backend)
+
+    def test_candidate_daemon_does_not_outlive_the_verdict(self, backend: SandboxBackend) -> None:
+        marker = f"orch-marker-{uuid.uuid4().hex}"
+        daemon = (
+            "import subprocess, sys\n"
+            f"subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)', '{marker}'],\n"
+            "                 start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+        )
+        _, report = self.verdict(backend, daemon + CORRECT)
+        survivors = pids_with_marker(marker)
+        for pid in survivors:
+            os.kill(pid, signal.SIGKILL)
+        assert report.all_passed
+        assert survivors == []
+
+    def test_candidate_network_is_cut(self, backend: SandboxBackend) -> None:
+        with socket.socket() as server:
+            server.bind(("127.0.0.1", 0))
+            server.listen(1)
+            server.setblocking(False)
+            code = (
+                "import socket\n"
+                "try:\n"
+                f"    socket.create_connection(('127.0.0.1', {server.getsockname()[1]}), timeout=3).close()\n"
+                "    REACHED = True\n"
+                "except OSError:\n"
+                "    REACHED = False\n"
+                "def add(a, b):\n    return 'reached the host' if REACHED else a + b\n"
+            )
+            _, report = self.verdict(backend, code)
+            if self.network_isolated:
+                assert report.all_passed, report
+                try:
+                    server.accept()[0].close()
+                    arrived = True
+                except BlockingIOError:
+                    arrived = False
+                assert not arrived
+
+    def test_candidate_sees_no_host_environment(self, backend: SandboxBackend, monkeypatch) -> None:
+        secret = f"sk-test-{uuid.uuid4().hex}"
+        monkeypatch.setenv("OPENAI_API_KEY", secret)
+        code = "import os\ndef env():\n    return dict(os.environ)\n"
+        tests = {"test_env.py": "from solution import env\n\ndef test_env():\n    print(env())\n    assert False\n"}
+        result, report = run_pytest(backend, {"solution.py": code}, tests, LIMITS)
+        assert report.failed == 1
+        assert "'PATH'" in result.stdout  # the environment did come back ...
+        assert secret not in result.stdout and "OPENAI_API_KEY" not in result.stdout  # ... without the host's
+
+    def test_candidate_output_flood_is_capped(self, backend: SandboxBackend) -> None:
+        flood = "def add(a, b):\n    print('x' * 1_000_000)\n    return a - b\n"
+        result, report = self.verdict(backend, flood)
+        assert (report.passed, report.failed) == (1, 3)
+        assert len(result.stdout) < LIMITS.output_bytes + 200
+        assert "output truncated" in result.stdout
+
+    def test_candidate_writes_only_its_scratch_dir(self, backend: SandboxBackend) -> None:
+        code = (
+            "import os, tempfile\n"
+            "def wrote():\n"
+            "    done = []\n"
+            "    for path in ['solution.py', 'new.py', 'tests/new.py', '../new', '/usr/new', '/etc/new',\n"
+            "                 os.path.join(tempfile.gettempdir(), 'ok')]:\n"
+            "        try:\n            open(path, 'a').close()\n            done.append(path)\n"
+            "        except OSError:\n            pass\n"
+            "    return done\n"
+        )
+        tests = {"test_w.py": "import tempfile\nfrom solution import wrote\n\ndef test_w():\n    assert [p.rsplit('/', 1)[-1] for p in wrote()] == ['ok']\n"}
+        result, report = run_pytest(backend, {"solution.py": code}, tests, LIMITS)
+        assert report.all_passed, result.stdout

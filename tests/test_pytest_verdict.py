@@ -63,13 +63,19 @@ def test_a_file_that_is_both_task_file_and_test_is_refused() -> None:
         run_pytest(LocalBackend(), {"tests/test_add.py": "x"}, TESTS, LIMITS)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known limit, docs/sandbox.md: pytest must write the report, so code "
-    "running inside the pytest process can write one too",
-)
 def test_in_process_code_cannot_forge_the_report() -> None:
+    """Once a documented limit (an xfail): the report is now the trusted runner's, out of reach."""
     forged = '<testsuites><testsuite><testcase classname="x" name="y"/></testsuite></testsuites>'
     attack = f"import os\nopen('../report/junit.xml', 'w').write({forged!r})\nos._exit(0)\n"
     _, report = run_pytest(LocalBackend(), {"solution.py": attack}, TESTS, LIMITS)
+    assert report.verdict_mode == "isolated"
     assert not report.all_passed
+
+
+def test_the_in_process_mode_stays_forgeable_and_says_so() -> None:
+    """The weaker mode a task may choose: pytest imports the candidate, which can write the report."""
+    forged = '<testsuites><testsuite><testcase classname="x" name="y"/></testsuite></testsuites>'
+    attack = f"import os\nopen('../report/junit.xml', 'w').write({forged!r})\nos._exit(0)\n"
+    _, report = run_pytest(LocalBackend(), {"solution.py": attack}, TESTS, LIMITS, mode="in_process")
+    assert report.verdict_mode == "in_process"
+    assert report.all_passed  # forged: why a task opts into this mode only when it must

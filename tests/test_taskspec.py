@@ -54,6 +54,7 @@ def test_hidden_tests_are_not_starter_files():
         ('id = "t"\nprompt = "x"\n', {"solution.py": "x = 1\n"}, "no tests"),
         ('id = "t"\n', GOOD_FILES, "no prompt"),
         ('id = "t"\nprompt = "x"\nworkflow = "poetry"\n', GOOD_FILES, "workflow"),
+        ('id = "t"\nprompt = "x"\nverdict = "trust me"\n', GOOD_FILES, "verdict"),
     ],
 )
 def test_malformed_folders_are_refused_with_one_line(tmp_path, toml, files, problem):
@@ -64,6 +65,12 @@ def test_malformed_folders_are_refused_with_one_line(tmp_path, toml, files, prob
     assert problem in message
     assert str(folder) in message
     assert "\n" not in message
+
+
+def test_the_verdict_mode_is_isolated_unless_a_task_chooses_in_process(tmp_path):
+    assert load_task(make_task(tmp_path / "a", 'id = "a"\nprompt = "x"\n', GOOD_FILES)).spec.verdict == "isolated"
+    chosen = make_task(tmp_path / "b", 'id = "b"\nprompt = "x"\nverdict = "in_process"\n', GOOD_FILES)
+    assert load_task(chosen).spec.verdict == "in_process"
 
 
 def test_not_a_directory(tmp_path):

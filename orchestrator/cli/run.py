@@ -11,9 +11,16 @@ from rich.console import Console
 from rich.table import Table
 
 from orchestrator.cli import app, err_console
-from orchestrator.cli.options import TracesOption
+from orchestrator.cli.options import (
+    CacheOption,
+    IgnoreUnpricedOption,
+    MaxCostOption,
+    MaxTokensOption,
+    TracesOption,
+    check_budget,
+)
 from orchestrator.errors import UserInputError
-from orchestrator.records import RunSummary, WorkerSpec
+from orchestrator.records import RunSummary, WorkerSpec, new_id
 from orchestrator.settings import Settings, get_settings
 from orchestrator.taskspec import load_task
 
@@ -81,6 +88,8 @@ def print_summary(summary: RunSummary, console: Console) -> None:
             (cand.error or "")[:80],
         )
     console.print(table)
+    if summary.stopped:
+        console.print(f"[yellow]stopped between calls:[/yellow] {summary.stopped}")
 
 
 def summary_json(summary: RunSummary) -> str:
@@ -106,6 +115,10 @@ def run(
     max_rounds: Annotated[int | None, typer.Option(help="Rounds of fix (1..4).")] = None,
     traces: TracesOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
+    cache: CacheOption = None,
+    max_cost: MaxCostOption = None,
+    max_tokens: MaxTokensOption = None,
+    ignore_unpriced: IgnoreUnpricedOption = False,
 ) -> int:
     """Run one task; exit 0 when it passes, 1 when it completed but failed, 2 on bad input."""
     from domain.workers import preflight
@@ -122,12 +135,28 @@ def run(
         preflight(workers, settings)
     else:
         check_router(mode, settings)
+    check_budget(max_cost, max_tokens)
+    if max_cost is not None and not ignore_unpriced:
+        from tasks.route import unpriced_workers
+
+        unpriced = unpriced_workers(workers, mode or "", [task.workflow], settings)
+        if unpriced:
+            raise UserInputError(
+                f"--max-cost: {', '.join(unpriced)} has no price, so a dollar budget cannot be kept; "
+                "add it to ORCH_PRICES_FILE, pass --ignore-unpriced, or budget in --max-tokens"
+            )
     backend = get_backend(sandbox, settings)
     who = ", ".join(w.label for w in workers) if workers else f"the {mode} router"
 
     from flows.run_task import run_task_flow
+    from orchestrator.budget import Budget
+    from tasks.call_scope import RunScope, scoped
 
-    with err_console.status(f"running {task.id} with {who} ({backend.name} sandbox)"):
+    # The run's budget and cache choice reach its model calls by run id (tasks/call_scope.py).
+    run_id = new_id()
+    budget = Budget(max_cost_usd=max_cost, max_tokens=max_tokens, ignore_unpriced=ignore_unpriced)
+    scope = RunScope(budget=budget if budget.limited else None, cache=cache)
+    with scoped(run_id, scope), err_console.status(f"running {task.id} with {who} ({backend.name} sandbox)"):
         summary = run_task_flow(
             task_dir=str(task.folder),
             workers=workers or None,
@@ -135,6 +164,7 @@ def run(
             max_rounds=rounds,
             sandbox=backend.name,
             traces_dir=traces or settings.traces_dir,
+            run_id=run_id,
         )
     if as_json:
         print(summary_json(summary))

@@ -14,7 +14,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from orchestrator.cli import app, err_console
-from orchestrator.cli.options import TracesOption, open_store
+from orchestrator.cli.options import (
+    CacheOption,
+    IgnoreUnpricedOption,
+    MaxCostOption,
+    MaxTokensOption,
+    TracesOption,
+    open_store,
+)
 from orchestrator.cli.run import choose_workers
 from orchestrator.errors import OrchestratorError, UserInputError
 from orchestrator.records import new_id
@@ -55,7 +62,9 @@ def print_report(report: SweepReport, console: Console) -> None:
     cost = f"${report.cost_usd:.6f}" + ("" if report.cost_complete else " (some unknown)")
     console.print(
         f"sweep {report.name} ({report.sweep_id}): [bold]{report.passed}/{report.total} passed[/bold] "
-        f"({100 * report.pass_rate:.1f}%), {report.failed} failed, {report.errored} errored; "
+        f"({100 * report.pass_rate:.1f}%), {report.failed} failed, {report.errored} errored"
+        + (f", {report.skipped} skipped: budget (resume with a larger one)" if report.skipped else "")
+        + "; "
         f"cost {cost}; {report.duration_s:.1f}s; "
         + ", ".join(f"{k} {100 * v:.1f}%" for k, v in report.pass_at_k.items())
     )
@@ -125,6 +134,13 @@ def sweep(
         str, typer.Option(help="The run-task deployment, for --executor deployment.")
     ] = "run-task/run-task",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
+    cache: CacheOption = None,
+    max_cost: MaxCostOption = None,
+    max_tokens: MaxTokensOption = None,
+    ignore_unpriced: IgnoreUnpricedOption = False,
+    retry_errors: Annotated[
+        bool, typer.Option(help="With --resume/--sweep-id: run again only the runs that ended in error.")
+    ] = False,
 ) -> int:
     """Run every task under DIR; exit 0 when the sweep completed (whatever its pass rate), else non-zero."""
     from domain.sweep_ledger import sweeps
@@ -149,6 +165,11 @@ def sweep(
                 "traces_dir": str(store.root),
                 "executor": executor,
                 "deployment": deployment,
+                "cache": cache,
+                "max_cost": max_cost,
+                "max_tokens": max_tokens,
+                "ignore_unpriced": ignore_unpriced,
+                "retry_errors": retry_errors,
             }
         )
     except ValidationError as exc:
@@ -161,6 +182,10 @@ def sweep(
                 f"--resume: no sweep named {prepared.name!r} in {store.root}; start one without --resume"
             )
         params.sweep_id = earlier[0]["sweep_id"]
+    if retry_errors and params.sweep_id is None:
+        from flows.sweep import RETRY_NEEDS_SWEEP
+
+        raise UserInputError(RETRY_NEEDS_SWEEP)
     params.sweep_id = params.sweep_id or new_id()
 
     from flows.sweep import sweep_flow

@@ -35,6 +35,7 @@ Replies in the provider's own shapes (status codes, error bodies, usage fields):
     server.error(500, "boom")
     server.malformed()                              # 200 with a truncated JSON body
     server.hang()                                   # no answer until the server stops
+    server.reset()                                  # the connection is reset (TCP RST)
     Reply(status=200, body={...})                   # anything else, raw
 
 Without scripting, the server also answers like the real API: a wrong key gets the provider's

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
+import socket
+import struct
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -44,6 +47,8 @@ class Reply:
     content_type: str = "application/json"
     #: Hold the request without answering until the server stops (the client has to time out).
     hang: bool = False
+    #: Close the connection with a TCP reset instead of answering.
+    reset: bool = False
 
     def encode(self, request: Recorded) -> bytes:
         body = self.body(request) if callable(self.body) else self.body
@@ -150,6 +155,10 @@ class FakeServer:
     def hang(self) -> Reply:
         return Reply(hang=True)
 
+    def reset(self) -> Reply:
+        """No answer: the connection is reset (RST) after the request was read."""
+        return Reply(reset=True)
+
     @property
     def model_calls(self) -> list[Recorded]:
         return [r for r in self.requests if self.is_model_call(r)]
@@ -235,6 +244,13 @@ class _Handler(BaseHTTPRequestHandler):
         reply = self.fake._decide(request)
         if reply.hang:
             self.fake._wait_released()
+            return
+        if reply.reset:
+            # SO_LINGER with a zero timeout makes close() send RST instead of FIN.
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+            self.close_connection = True
+            self.wfile = io.BytesIO()  # finish() flushes it; the socket is gone
             return
         payload = reply.encode(request)
         self.send_response(reply.status)

@@ -1,0 +1,44 @@
+"""What a run's model calls share beyond their arguments: its budget, its cache choice, its sample.
+
+A flow (or the CLI, or a sweep) attaches a :class:`RunScope` to a run id before the run starts;
+:func:`tasks.model_call.call_model` looks it up by the run id its :class:`CallContext` carries, so
+no task between the two needs a new parameter. A run without a scope has no budget, lets
+ORCH_CACHE decide, and is sample 0.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from orchestrator.budget import Budget
+
+
+@dataclass(frozen=True)
+class RunScope:
+    budget: Budget | None = None
+    cache: bool | None = None  # --cache/--no-cache; None: ORCH_CACHE decides
+    sample: int = 0  # the sweep's sample index: part of the cache key, so samples stay distinct
+
+
+_scopes: dict[str, RunScope] = {}
+_lock = threading.Lock()
+
+
+def scope_for(run_id: str) -> RunScope:
+    with _lock:
+        return _scopes.get(run_id) or RunScope()
+
+
+@contextmanager
+def scoped(run_id: str, scope: RunScope) -> Iterator[RunScope]:
+    """Attach ``scope`` to ``run_id`` for the duration of the block."""
+    with _lock:
+        _scopes[run_id] = scope
+    try:
+        yield scope
+    finally:
+        with _lock:
+            _scopes.pop(run_id, None)
