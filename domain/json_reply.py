@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 _FENCE = re.compile(r"```[ \t]*[A-Za-z]*[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
+_WORD = re.compile(r"\w+")
 _PY_LITERALS = {"True": "true", "False": "false", "None": "null"}
 _MAX_STARTS = 20  # braces tried as the start of an object: replies are short, junk should not cost much
 _MAX_CUTS = 6  # how far back a cut-off reply is shortened, a comma at a time, before giving up
@@ -54,7 +55,7 @@ def parse_json_object(text: str) -> JsonReply:
 def _loads(text: str) -> dict[str, Any] | None:
     try:
         value = json.loads(text)
-    except (json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # ValueError: also a number longer than int() converts
         return None
     return value if isinstance(value, dict) else None
 
@@ -128,8 +129,8 @@ def _repair(span: str) -> str:
                 if not closers:
                     break  # the object is complete; what follows is prose
         elif c.isalpha() or c == "_":
-            word = re.match(r"\w+", span[i:])
-            assert word is not None
+            word = _WORD.match(span, i)  # from i, without copying the rest of the reply
+            assert word is not None  # every str.isalpha() character (and "_") is a \w character
             out.append(_PY_LITERALS.get(word.group(), word.group()))
             i += len(word.group())
             continue

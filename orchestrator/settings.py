@@ -50,6 +50,10 @@ class Settings(BaseSettings):
 
     # where things live: the trace store is a folder or a URI (s3://bucket/prefix) that pyarrow opens
     traces_dir: str = "traces"
+    # a local trace table's write files are compacted once there are this many (0: never automatically)
+    traces_compact_files: int = Field(default=32, ge=0, le=100_000)
+    traces_delete_grace_s: float = Field(default=60.0, ge=0)  # how long a compacted file's sources stay
+    traces_fsync: bool = True  # flush each trace file to disk before its rename (power-loss safety)
     cache_dir: Path = Field(default_factory=lambda: Path.home() / ".cache" / "orchestrator")
 
     # defaults for a run

@@ -1,8 +1,10 @@
-"""The trace store: Parquet tables, one immutable file per write, queryable with DuckDB.
+"""The trace store: Parquet tables, one immutable file per write, compacted, queryable with DuckDB.
 
 Each ``write`` produces a new Parquet file, written under a temporary name and moved into
 place with an atomic rename, so a crash leaves either the whole file or nothing, and
-concurrent writers never touch the same file. A table is the union of its files.
+concurrent writers never touch the same file. Small files are merged into large ones (compaction,
+orchestrator/trace_files.py) without a reader ever seeing a row twice or missing one, so queries stay
+fast as history grows. Every file carries the trace schema version.
 
 The root is a local folder or a URI that ``pyarrow.fs`` opens (``s3://bucket/prefix``,
 ``gs://bucket/prefix``, ``file:///abs/path``), so workers on several machines can share one store.
@@ -13,24 +15,26 @@ the object appears whole or not at all. Credentials come from the store's usual 
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import types
 import typing
-import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pyarrow as pa
-import pyarrow.dataset as pads
 import pyarrow.fs as pafs
-import pyarrow.parquet as pq
 from pydantic import BaseModel
 
 from orchestrator import records
 from orchestrator.errors import ConfigurationError
+from orchestrator.trace_files import TableFiles, check_older_files, file_metadata, read_files, write_name
+
+_log = logging.getLogger(__name__)
 
 _SCALARS: dict[Any, pa.DataType] = {
     str: pa.string(),
@@ -38,6 +42,15 @@ _SCALARS: dict[Any, pa.DataType] = {
     float: pa.float64(),
     bool: pa.bool_(),
     datetime: pa.timestamp("us", tz="UTC"),
+}
+
+#: The same types as DuckDB names them.
+_DUCKDB_TYPES = {
+    "string": "VARCHAR",
+    "int64": "BIGINT",
+    "double": "DOUBLE",
+    "bool": "BOOLEAN",
+    "timestamp[us, tz=UTC]": "TIMESTAMPTZ",
 }
 
 #: Table name -> row model (all of them defined in :mod:`orchestrator.records`).
@@ -99,93 +112,238 @@ class TraceStore:
     opens the same store again. Paths returned by :meth:`write` and :meth:`files` are ``Path`` objects
     for a local store and, for a remote one, paths inside :attr:`fs`
     (``pq.read_table(path, filesystem=store.fs)``).
+
+    ``compact_after``: a local table's write files are merged once there are this many (default
+    ``ORCH_TRACES_COMPACT_FILES``; 0 turns it off). On an object store compaction is explicit
+    (:meth:`compact`), see orchestrator/trace_files.py. ``delete_grace_s``: how long merged files
+    stay after the file that replaces them appeared (default ``ORCH_TRACES_DELETE_GRACE_S``).
+    ``fsync``: each local file is flushed to disk before its rename (default ``ORCH_TRACES_FSYNC``,
+    on): a power loss cannot leave a torn file. A killed process cannot either way.
     """
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        *,
+        compact_after: int | None = None,
+        delete_grace_s: float | None = None,
+        fsync: bool | None = None,
+    ) -> None:
         self.fs, base = _open_root(os.fspath(root))
         self.remote = not isinstance(self.fs, pafs.LocalFileSystem)
         self.root: Path | str = os.fspath(root) if self.remote else Path(base)
         self._base = base.rstrip("/") if self.remote else base
+        if compact_after is None or delete_grace_s is None or fsync is None:
+            from orchestrator.settings import get_settings
+
+            settings = get_settings()
+            if compact_after is None:
+                compact_after = 0 if self.remote else settings.traces_compact_files
+            if delete_grace_s is None:
+                delete_grace_s = settings.traces_delete_grace_s
+            if fsync is None:
+                fsync = settings.traces_fsync
+        self.compact_after = compact_after
+        self.delete_grace_s = delete_grace_s
+        self.fsync = fsync
 
     def table_dir(self, table: str) -> Path | str:
         return f"{self._base}/{table}" if self.remote else Path(self._base) / table
 
-    def write(self, table: str, rows: Sequence[BaseModel]) -> Path | str | None:
-        """Append rows to a table as one new Parquet file; returns its path."""
-        if not rows:
-            return None
-        row_model = TABLES[table]
-        schema = arrow_schema(row_model)
-        data = [row.model_dump() for row in rows]
-        arrow_table = pa.Table.from_pylist(data, schema=schema)
-        run_id = str(data[0].get("run_id") or data[0].get("sweep_id") or "rows")
-        name = f"{_safe(run_id)}-{uuid.uuid4().hex[:12]}.parquet"
-        if self.remote:
-            # Written in place: an object store's PUT is atomic, so readers never see half a file.
-            remote_path = f"{self.table_dir(table)}/{name}"
-            pq.write_table(arrow_table, remote_path, filesystem=self.fs)
-            return remote_path
-        folder = Path(self.table_dir(table))
-        folder.mkdir(parents=True, exist_ok=True)
-        final = folder / name
-        tmp = final.with_name(final.name + ".tmp")
-        pq.write_table(arrow_table, tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, final)
-        return final
-
-    def files(self, table: str) -> list[Path] | list[str]:
-        if self.remote:
-            found = self.fs.get_file_info(pafs.FileSelector(str(self.table_dir(table)), allow_not_found=True))
-            return sorted(info.path for info in found if info.path.endswith(".parquet"))
-        folder = Path(self.table_dir(table))
-        return sorted(folder.glob("*.parquet")) if folder.is_dir() else []
-
-    def read(self, table: str) -> pa.Table:
-        files = self.files(table)
-        schema = arrow_schema(TABLES[table])
-        if not files:
-            return schema.empty_table()
-        return pa.concat_tables(
-            [pq.read_table(f, filesystem=self.fs) for f in files], promote_options="permissive"
+    def _files(self, table: str) -> TableFiles:
+        return TableFiles(
+            self.fs, str(self.table_dir(table)), table, local=not self.remote, grace_s=self.delete_grace_s
         )
 
-    def rows(self, table: str, **equals: Any) -> list[dict[str, Any]]:
-        out = self.read(table).to_pylist()
-        return [r for r in out if all(r.get(k) == v for k, v in equals.items())]
+    def _path(self, path: str) -> Path | str:
+        return path if self.remote else Path(path)
 
-    def connect(self) -> duckdb.DuckDBPyConnection:
-        """A DuckDB connection with one view per table (empty tables still have their columns)."""
-        con = duckdb.connect()
-        for name in TABLES:
-            files = self.files(name)
-            if files and self.remote:
-                # DuckDB reads object stores only through an extension it downloads; Arrow scans for it.
-                dataset = pads.dataset(files, schema=arrow_schema(TABLES[name]), filesystem=self.fs)
-                con.register(f"_{name}_remote", dataset)
-                con.execute(f"CREATE VIEW {name} AS SELECT * FROM _{name}_remote")
-            elif files:
-                pattern = str(Path(self.table_dir(name)) / "*.parquet").replace("'", "''")
-                con.execute(
-                    f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{pattern}', union_by_name=true)"
+    def write(self, table: str, rows: Sequence[BaseModel]) -> Path | str | None:
+        """Append rows to a table as one new Parquet file (atomic: whole or absent); returns its path.
+
+        A local table whose write files reach ``compact_after`` is compacted here, by the writer that
+        finds the compaction lock free (the others go on).
+        """
+        if not rows:
+            return None
+        data = [row.model_dump() for row in rows]
+        label = str(data[0].get("run_id") or data[0].get("sweep_id") or "rows")
+        return self.append(table, pa.Table.from_pylist(data, schema=arrow_schema(TABLES[table])), label)
+
+    def append(self, table: str, data: pa.Table, label: str = "rows") -> Path | str:
+        """Append an Arrow table in the table's schema as one new file (what :meth:`write` does for rows)."""
+        schema = arrow_schema(TABLES[table])
+        files = self._files(table)
+        path = files.write(
+            data.cast(schema), write_name(_safe(label)), file_metadata(table), fsync=self.fsync
+        )
+        if self.compact_after > 0:
+            try:
+                if files.needs_compaction(self.compact_after):
+                    files.compact(schema, self.compact_after)
+            except Exception as exc:  # the rows are written; a merge that failed is tried again later
+                _log.warning(
+                    "trace table %s: compaction failed (%s); it is retried on a later write", table, exc
                 )
-            else:
-                empty = arrow_schema(TABLES[name]).empty_table()
-                con.register(f"_{name}_empty", empty)
-                con.execute(f"CREATE VIEW {name} AS SELECT * FROM _{name}_empty")
+        return self._path(path)
+
+    def compact(self, table: str | None = None, *, everything: bool = True) -> dict[str, int]:
+        """Merge each table's files (all of them with ``everything``); returns files merged per table.
+
+        Files of an older trace schema are rewritten in today's. Safe beside writers and readers; on
+        an object store, run one compaction at a time.
+        """
+        names = [table] if table else self.table_names()
+        return {
+            name: self._files(name).compact(
+                arrow_schema(TABLES[name]) if name in TABLES else None,
+                self.compact_after or 1,
+                everything=everything,
+            )
+            for name in names
+        }
+
+    def files(self, table: str) -> list[Path] | list[str]:
+        """The files that hold the table now (compacted files' sources excluded), oldest first."""
+        live = _retrying(lambda: self._files(table).live())
+        if self.remote:
+            return [f.path for f in live]
+        return [Path(f.path) for f in live]
+
+    def read(self, table: str, **equals: Any) -> pa.Table:
+        import pyarrow.dataset as pads  # imports pandas: not on the path of `orchestrator traces sql`
+
+        schema = arrow_schema(TABLES[table])
+        condition = None
+        for key, value in equals.items():
+            term = pads.field(key).is_null() if value is None else pads.field(key) == value
+            condition = term if condition is None else condition & term
+
+        def attempt() -> pa.Table:
+            live = self._files(table).live()
+            if not live:
+                return schema.empty_table()
+            check_older_files(self.fs, live, schema, table)
+            data = read_files(self.fs, [f.path for f in live], schema, table)
+            return data if condition is None else data.filter(condition)
+
+        return _retrying(attempt)
+
+    def rows(self, table: str, **equals: Any) -> list[dict[str, Any]]:
+        return self.read(table, **equals).to_pylist()
+
+    def connect(self, tables: Iterable[str] | None = None) -> duckdb.DuckDBPyConnection:
+        """A DuckDB connection with one view per table (or per one of ``tables``), in today's columns
+        (empty tables too)."""
+        return _retrying(lambda: self._connect(tables))
+
+    def table_names(self) -> list[str]:
+        """The registered tables, then any other table folder found in the store (a module not imported here)."""
+        return [*TABLES, *(name for name in self._folders() if name not in TABLES)]
+
+    def _folders(self) -> list[str]:
+        if self.remote:
+            found = self.fs.get_file_info(pafs.FileSelector(self._base, allow_not_found=True))
+            return sorted(
+                i.base_name
+                for i in found
+                if i.type == pafs.FileType.Directory and _TABLE_NAME.match(i.base_name)
+            )
+        try:
+            return sorted(e.name for e in os.scandir(self._base) if e.is_dir() and _TABLE_NAME.match(e.name))
+        except FileNotFoundError:
+            return []
+
+    def _connect(self, tables: Iterable[str] | None = None) -> duckdb.DuckDBPyConnection:
+        con = duckdb.connect()
+        names = self.table_names()
+        if tables is not None:
+            wanted = set(tables)
+            names = [n for n in names if n in wanted]
+        try:
+            for name in names:
+                self._create_view(con, name)
+        except BaseException:
+            con.close()
+            raise
         return con
 
+    def _create_view(self, con: duckdb.DuckDBPyConnection, name: str) -> None:
+        live = self._files(name).live()
+        paths = [f.path for f in live]
+        if name not in TABLES:  # a table whose row model is not imported: the files' own columns
+            if paths and not self.remote:
+                listed = ", ".join("'" + p.replace("'", "''") + "'" for p in paths)
+                con.execute(
+                    f"CREATE VIEW {name} AS SELECT * FROM read_parquet([{listed}], union_by_name=true)"
+                )
+            elif paths:
+                import pyarrow.dataset as pads
+
+                con.register(name, pads.dataset(paths, format="parquet", filesystem=self.fs))
+            return
+        schema = arrow_schema(TABLES[name])
+        check_older_files(self.fs, live, schema, name)
+        # Today's columns in today's types, whatever each file has (an older file's int32 reads as BIGINT).
+        columns = ", ".join(f'CAST("{f.name}" AS {_DUCKDB_TYPES[str(f.type)]}) AS "{f.name}"' for f in schema)
+        # An empty relation of today's columns, in SQL: registering an Arrow table makes DuckDB import pandas.
+        empty = ", ".join(
+            f'CAST(NULL AS {_DUCKDB_TYPES[str(field.type)]}) AS "{field.name}"' for field in schema
+        )
+        con.execute(f"CREATE TEMP VIEW _{name}_empty AS SELECT {empty} WHERE false")
+        if not paths:
+            con.execute(f"CREATE VIEW {name} AS SELECT * FROM _{name}_empty")
+        elif self.remote:
+            # DuckDB reads object stores only through an extension it downloads; Arrow scans for it.
+            import pyarrow.dataset as pads
+
+            dataset = pads.dataset(paths, schema=schema, format="parquet", filesystem=self.fs)
+            con.register(f"_{name}_files", dataset)
+            con.execute(f"CREATE VIEW {name} AS SELECT {columns} FROM _{name}_files")
+        else:
+            listed = ", ".join("'" + p.replace("'", "''") + "'" for p in paths)
+            # Today's columns, whatever each file has: the empty table brings columns older files lack.
+            con.execute(
+                f"CREATE VIEW {name} AS SELECT {columns} FROM "
+                f"(SELECT * FROM read_parquet([{listed}], union_by_name=true) "
+                f"UNION ALL BY NAME SELECT * FROM _{name}_empty)"
+            )
+
     def sql(self, query: str) -> tuple[list[str], list[tuple[Any, ...]]]:
-        con = self.connect()
+        try:  # views for the tables the query names only: a query of one table lists one folder
+            named: set[str] | None = duckdb.get_table_names(query)
+        except duckdb.Error:
+            named = None  # let the query itself report what is wrong with it
+
+        def attempt() -> tuple[list[str], list[tuple[Any, ...]]]:
+            con = self._connect(named)
+            try:
+                cursor = con.execute(query)
+                columns = [d[0] for d in cursor.description or []]
+                return columns, cursor.fetchall()
+            finally:
+                con.close()
+
+        return _retrying(attempt)
+
+
+_T = typing.TypeVar("_T")
+_TABLE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def _retrying(read: typing.Callable[[], _T], attempts: int = 5) -> _T:
+    """``read()``, listed again when a file it listed was deleted meanwhile (a compaction finished)."""
+    for left in range(attempts - 1, -1, -1):
         try:
-            cursor = con.execute(query)
-            columns = [d[0] for d in cursor.description or []]
-            return columns, cursor.fetchall()
-        finally:
-            con.close()
+            return read()
+        except FileNotFoundError:
+            if not left:
+                raise
+        except duckdb.IOException as exc:
+            if not left or "No files found" not in str(exc) and "No such file" not in str(exc):
+                raise
+    raise AssertionError("unreachable")
 
 
 def _safe(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in text)[:64]
-

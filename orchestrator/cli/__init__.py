@@ -27,15 +27,19 @@ app = typer.Typer(
 )
 err_console = Console(stderr=True, emoji=False)
 
-from orchestrator.cli import cache as _cache  # noqa: E402,F401
-from orchestrator.cli import importers as _importers  # noqa: E402,F401
-from orchestrator.cli import pairs as _pairs  # noqa: E402,F401
-from orchestrator.cli import router as _router  # noqa: E402,F401
-from orchestrator.cli import run as _run  # noqa: E402,F401  (registers commands)
-from orchestrator.cli import sandbox as _sandbox  # noqa: E402,F401
-from orchestrator.cli import sweep as _sweep  # noqa: E402,F401
-from orchestrator.cli import testgen as _testgen  # noqa: E402,F401
 from orchestrator.cli import traces as _traces  # noqa: E402,F401
+
+# `orchestrator traces ...` imports only what it needs: the other command groups (and what they
+# import) are registered only when another command is asked for.
+if sys.argv[1:2] != ["traces"]:
+    from orchestrator.cli import cache as _cache  # noqa: F401
+    from orchestrator.cli import importers as _importers  # noqa: F401
+    from orchestrator.cli import pairs as _pairs  # noqa: F401
+    from orchestrator.cli import router as _router  # noqa: F401
+    from orchestrator.cli import run as _run  # noqa: F401  (registers commands)
+    from orchestrator.cli import sandbox as _sandbox  # noqa: F401
+    from orchestrator.cli import sweep as _sweep  # noqa: F401
+    from orchestrator.cli import testgen as _testgen  # noqa: F401
 
 
 def main() -> None:

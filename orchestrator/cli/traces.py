@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from typing import Annotated
 
-import duckdb
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -27,6 +26,8 @@ def sql(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object a row.")] = False,
 ) -> None:
     """Run SQL over the trace tables (each table is a view)."""
+    import duckdb
+
     store = open_store(traces)
     try:
         columns, rows = store.sql(query)
@@ -47,6 +48,26 @@ def tables(traces: TracesOption = None) -> None:
     """List the tables with their row and file counts."""
     store = open_store(traces)
     table = Table("table", "files", "rows")
-    for name in TABLES:
-        table.add_row(name, str(len(store.files(name))), str(store.read(name).num_rows))
+    for name in store.table_names():
+        rows = store.sql(f"SELECT count(*) FROM {name}")[1][0][0] if name in TABLES or store.files(name) else 0
+        table.add_row(name, str(len(store.files(name))), str(rows))
     Console().print(table)
+
+
+@traces_app.command("compact")
+def compact(
+    traces: TracesOption = None,
+    table: Annotated[str | None, typer.Option("--table", help="Only this table.")] = None,
+) -> None:
+    """Merge each table's files into one (files of an older trace schema are rewritten in today's).
+
+    Safe while sweeps write and read. Local tables are compacted as they grow; run this on an object
+    store (one compaction at a time there), or to merge everything now.
+    """
+    store = open_store(traces)
+    if table is not None and table not in store.table_names():
+        raise UserInputError(f"no table {table!r}; tables: {', '.join(store.table_names())}")
+    merged = store.compact(table)
+    for name, count in merged.items():
+        if count:
+            print(f"{name}: {count} files merged into one")
