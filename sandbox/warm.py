@@ -18,6 +18,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from typing import Any, Protocol, runtime_checkable
 
@@ -130,6 +131,13 @@ class WarmBackend(Protocol):
     def start_warm(self, limits: Limits) -> WarmSandbox: ...
 
 
+#: bwrap's --die-with-parent (PR_SET_PDEATHSIG) ends a child when the *thread* that started it exits,
+#: not the process. A warm sandbox outlives the call that starts it (often a worker thread of a
+#: short-lived pool), so every warm sandbox is started from this one thread, which lives as long as
+#: the process.
+_SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="warm-sandbox-spawner")
+
+
 class _Pool:
     def __init__(self) -> None:
         self._idle: dict[Hashable, list[WarmSandbox]] = {}
@@ -141,7 +149,7 @@ class _Pool:
             idle = self._idle.setdefault(key, [])
             warm = idle.pop() if idle else None
         if warm is None:
-            warm = backend.start_warm(limits)
+            warm = _SPAWNER.submit(backend.start_warm, limits).result()
         healthy = False
         try:
             yield warm

@@ -137,3 +137,23 @@ def test_get_backend_resolves_names() -> None:
     assert "local" in available_backends(settings)
     with pytest.raises(UserInputError, match="unknown sandbox backend 'podman'"):
         get_backend("podman", settings)
+
+
+def test_a_warm_sandbox_outlives_the_thread_that_started_it() -> None:
+    """bwrap --die-with-parent follows the starting thread: a pooled warm sandbox started from a
+    worker thread that has since ended must still answer (the coding flow's thread pools do this)."""
+    import threading
+
+    from sandbox.pytest_runner import run_pytest
+    from sandbox.warm import POOL
+
+    backend = LocalBackend()
+    files = {"solution.py": "def f(x):\n    return x + 1\n"}
+    tests = {"test_f.py": "from solution import f\n\n\ndef test_f():\n    assert f(1) == 2\n"}
+    POOL.close_all()  # the first run below must start a warm sandbox of its own
+    reports = []
+    worker = threading.Thread(target=lambda: reports.append(run_pytest(backend, files, tests, LIMITS)[1]))
+    worker.start()
+    worker.join()
+    _, again = run_pytest(backend, files, tests, LIMITS)  # leases the sandbox that thread started
+    assert [r.passed for r in reports] == [1] and again.passed == 1 and again.verdict_mode == "isolated"
