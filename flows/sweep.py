@@ -56,7 +56,7 @@ from orchestrator.taskspec import Workflow
 from orchestrator.traces import TraceStore, absolute_root
 from sandbox import get_backend
 from tasks.call_scope import RunScope, scoped
-from tasks.route import check_router, unpriced_workers
+from tasks.route import check_router, refuse_unpriced
 
 RETRY_NEEDS_SWEEP = "--retry-errors reruns the errored runs of a sweep: give --sweep-id or --resume"
 
@@ -303,14 +303,9 @@ def prepare(params: SweepParams) -> Prepared:
     else:
         check_router(params.router or settings.router_mode, settings)
     if params.max_cost is not None and not params.ignore_unpriced:
-        unpriced = unpriced_workers(
+        refuse_unpriced(
             list(params.workers), params.router or settings.router_mode, sorted({t.workflow for t in tasks}), settings
         )
-        if unpriced:
-            raise UserInputError(
-                f"--max-cost: {', '.join(unpriced)} has no price, so a dollar budget cannot be kept; "
-                "add it to ORCH_PRICES_FILE, pass --ignore-unpriced, or budget in --max-tokens"
-            )
 
     return Prepared(
         name=params.name or sweep_name(params.tasks),

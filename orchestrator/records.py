@@ -122,6 +122,11 @@ class RunRequest(BaseModel):
     traces_dir: str | None = None
     sweep_id: str | None = None
     run_id: str = Field(default_factory=new_id)
+    # What the run's model calls share (tasks/call_scope.py); a sweep attaches its own scope instead.
+    cache: bool | None = None
+    max_cost: float | None = Field(default=None, gt=0)
+    max_tokens: int | None = Field(default=None, ge=1)
+    ignore_unpriced: bool = False
 
 
 class Limits(BaseModel):

@@ -32,6 +32,11 @@ def scope_for(run_id: str) -> RunScope:
         return _scopes.get(run_id) or RunScope()
 
 
+def has_scope(run_id: str) -> bool:
+    with _lock:
+        return run_id in _scopes
+
+
 @contextmanager
 def scoped(run_id: str, scope: RunScope) -> Iterator[RunScope]:
     """Attach ``scope`` to ``run_id`` for the duration of the block."""

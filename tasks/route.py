@@ -533,11 +533,9 @@ def route_task(
     return routed.decision
 
 
-def unpriced_workers(
-    workers: list[WorkerSpec], router: str, workflows: list[str], settings: Settings
-) -> list[str]:
-    """``provider:model`` of every model a run may call that the price table has no entry for: the
-    explicit workers, else the router's model and its defaults for these workflows; and the judge."""
+def refuse_unpriced(workers: list[WorkerSpec], router: str, workflows: list[str], settings: Settings) -> None:
+    """Refuse a dollar budget when a model a run may call (the explicit workers, else the router's
+    model and its defaults for these workflows; and the judge) has no entry in the price table."""
     candidates = list(workers)
     if not candidates:
         candidates = router_workers(settings) if router in LLM_MODES else []
@@ -545,5 +543,9 @@ def unpriced_workers(
             candidates += default_workers(router, workflow, settings)
     if settings.judge_worker:
         candidates.append(parse_worker(settings.judge_worker))
-    found = [f"{w.provider}:{w.model}" for w in candidates if unit_prices(w.provider, w.model, settings) is None]
-    return sorted(set(found))
+    unpriced = sorted({w.model_label for w in candidates if unit_prices(w.provider, w.model, settings) is None})
+    if unpriced:
+        raise UserInputError(
+            f"--max-cost: {', '.join(unpriced)} has no price, so a dollar budget cannot be kept; "
+            "add it to ORCH_PRICES_FILE, pass --ignore-unpriced, or budget in --max-tokens"
+        )

@@ -79,3 +79,32 @@ def test_cache_stats_and_clear(cli, task_copy, server, env) -> None:
     cleared = cli("cache", "clear", "--provider", "openai", env=env)
     assert cleared.returncode == 0 and cleared.stdout.startswith("removed 1 entry from ")
     assert json.loads(cli("cache", "stats", "--json", env=env).stdout)["entries"] == 0
+
+
+def test_the_run_task_flow_takes_the_budget_from_its_parameters(
+    prefect_api, task_copy, server, env, traces_dir, monkeypatch
+) -> None:
+    """What the run-task deployment's form passes: the flow itself attaches the budget to the run."""
+    from orchestrator.errors import UserInputError
+    from orchestrator.records import WorkerSpec
+    from orchestrator.settings import get_settings
+
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    from flows.run_task import run_task_flow
+
+    task = task_copy("task_001")
+    worker = WorkerSpec.parse("openai:gpt-4o-mini")
+    summary = run_task_flow(
+        task_dir=str(task), workers=[worker], max_rounds=3, sandbox="local", traces_dir=str(traces_dir),
+        max_tokens=200, cache=False,
+    )
+    assert len(server.model_calls) == 1 and summary.rounds == 1
+    assert summary.stopped and summary.stopped.startswith("stopped by the budget of 200 tokens")
+    with pytest.raises(UserInputError, match="openai:no-such-price has no price"):
+        run_task_flow(
+            task_dir=str(task), workers=[WorkerSpec.parse("openai:no-such-price")], sandbox="local",
+            traces_dir=str(traces_dir), max_cost=0.5,
+        )
+    assert len(server.model_calls) == 1  # the refused run sent nothing

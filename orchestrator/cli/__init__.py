@@ -17,6 +17,9 @@ from orchestrator.errors import OrchestratorError
 
 # Prefect's telemetry tries DNS, which fails offline and litters the logs.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# Prefect waits 20 s for its temporary server; on a loaded 2-core machine its start takes longer (seen
+# in CI: "Timed out while attempting to connect to ephemeral Prefect API server").
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 app = typer.Typer(
     name="orchestrator",

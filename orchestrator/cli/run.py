@@ -20,7 +20,7 @@ from orchestrator.cli.options import (
     check_budget,
 )
 from orchestrator.errors import UserInputError
-from orchestrator.records import RunSummary, WorkerSpec, new_id
+from orchestrator.records import RunSummary, WorkerSpec
 from orchestrator.settings import Settings, get_settings
 from orchestrator.taskspec import load_task
 
@@ -137,26 +137,15 @@ def run(
         check_router(mode, settings)
     check_budget(max_cost, max_tokens)
     if max_cost is not None and not ignore_unpriced:
-        from tasks.route import unpriced_workers
+        from tasks.route import refuse_unpriced
 
-        unpriced = unpriced_workers(workers, mode or "", [task.workflow], settings)
-        if unpriced:
-            raise UserInputError(
-                f"--max-cost: {', '.join(unpriced)} has no price, so a dollar budget cannot be kept; "
-                "add it to ORCH_PRICES_FILE, pass --ignore-unpriced, or budget in --max-tokens"
-            )
+        refuse_unpriced(workers, mode or "", [task.workflow], settings)
     backend = get_backend(sandbox, settings)
     who = ", ".join(w.label for w in workers) if workers else f"the {mode} router"
 
     from flows.run_task import run_task_flow
-    from orchestrator.budget import Budget
-    from tasks.call_scope import RunScope, scoped
 
-    # The run's budget and cache choice reach its model calls by run id (tasks/call_scope.py).
-    run_id = new_id()
-    budget = Budget(max_cost_usd=max_cost, max_tokens=max_tokens, ignore_unpriced=ignore_unpriced)
-    scope = RunScope(budget=budget if budget.limited else None, cache=cache)
-    with scoped(run_id, scope), err_console.status(f"running {task.id} with {who} ({backend.name} sandbox)"):
+    with err_console.status(f"running {task.id} with {who} ({backend.name} sandbox)"):
         summary = run_task_flow(
             task_dir=str(task.folder),
             workers=workers or None,
@@ -164,7 +153,10 @@ def run(
             max_rounds=rounds,
             sandbox=backend.name,
             traces_dir=traces or settings.traces_dir,
-            run_id=run_id,
+            cache=cache,
+            max_cost=max_cost,
+            max_tokens=max_tokens,
+            ignore_unpriced=ignore_unpriced,
         )
     if as_json:
         print(summary_json(summary))
