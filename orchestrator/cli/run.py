@@ -15,9 +15,18 @@ from orchestrator.cli.options import (
     CacheOption,
     IgnoreUnpricedOption,
     MaxCostOption,
+    MaxRoundsOption,
     MaxTokensOption,
+    ModelOption,
+    ProviderOption,
+    ReplayOption,
+    RouterOption,
+    SandboxOption,
+    TaskDirArgument,
     TracesOption,
+    WorkerOption,
     check_budget,
+    open_writable_store,
 )
 from orchestrator.errors import UserInputError
 from orchestrator.records import RunSummary, WorkerSpec
@@ -34,7 +43,10 @@ def build_workers(
 ) -> list[WorkerSpec]:
     """Workers from the options: ``--worker`` (repeatable) wins; else ``--replay``; else provider/model."""
     from domain.workers import parse_worker
+    from providers.base import provider_names
 
+    if provider is not None and provider not in provider_names():
+        raise UserInputError(f"--provider {provider}: unknown; choose one of {', '.join(provider_names())}")
     if worker:
         if provider or model or replay:
             raise UserInputError("--worker cannot be combined with --provider/--model/--replay; use one way")
@@ -100,19 +112,14 @@ def summary_json(summary: RunSummary) -> str:
 
 @app.command("run")
 def run(
-    task_dir: Annotated[Path, typer.Argument(help="A task folder (see runs/README.md).")],
-    provider: Annotated[str | None, typer.Option(help="Provider of the single solver.")] = None,
-    model: Annotated[str | None, typer.Option(help="Model name (for replay: the JSONL file).")] = None,
-    replay: Annotated[Path | None, typer.Option(help="Shorthand for --provider replay --model FILE.")] = None,
-    worker: Annotated[
-        list[str] | None, typer.Option("--worker", help="PROVIDER:MODEL[:ROLE], repeatable; bypasses the router.")
-    ] = None,
-    router: Annotated[
-        str | None,
-        typer.Option(help="cost-first | quality-first | learned | hint (default ORCH_ROUTER_MODE); picks the workers."),
-    ] = None,
-    sandbox: Annotated[str, typer.Option(help="auto | local | docker")] = "auto",
-    max_rounds: Annotated[int | None, typer.Option(help="Rounds of fix (1..4).")] = None,
+    task_dir: TaskDirArgument,
+    provider: ProviderOption = None,
+    model: ModelOption = None,
+    replay: ReplayOption = None,
+    worker: WorkerOption = None,
+    router: RouterOption = None,
+    sandbox: SandboxOption = "auto",
+    max_rounds: MaxRoundsOption = None,
     traces: TracesOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
     cache: CacheOption = None,
@@ -141,6 +148,7 @@ def run(
 
         refuse_unpriced(workers, mode or "", [task.workflow], settings)
     backend = get_backend(sandbox, settings)
+    store = open_writable_store(traces)
     who = ", ".join(w.label for w in workers) if workers else f"the {mode} router"
 
     from flows.run_task import run_task_flow
@@ -152,7 +160,7 @@ def run(
             router=mode,
             max_rounds=rounds,
             sandbox=backend.name,
-            traces_dir=traces or settings.traces_dir,
+            traces_dir=str(store.root),
             cache=cache,
             max_cost=max_cost,
             max_tokens=max_tokens,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -18,9 +17,16 @@ from orchestrator.cli.options import (
     CacheOption,
     IgnoreUnpricedOption,
     MaxCostOption,
+    MaxRoundsOption,
     MaxTokensOption,
+    ModelOption,
+    ProviderOption,
+    ReplayOption,
+    RouterOption,
+    SandboxOption,
     TracesOption,
-    open_store,
+    WorkerOption,
+    open_writable_store,
 )
 from orchestrator.cli.run import choose_workers
 from orchestrator.errors import OrchestratorError, UserInputError
@@ -103,17 +109,15 @@ def sweep(
     tasks_dir: Annotated[
         str, typer.Argument(metavar="DIR", help="A folder of task folders (or a quoted glob).")
     ],
-    concurrency: Annotated[int, typer.Option(help="Runs in flight at once.")] = 2,
-    provider: Annotated[str | None, typer.Option(help="Provider of the single solver.")] = None,
-    model: Annotated[str | None, typer.Option(help="Model name (for replay: the JSONL file).")] = None,
-    replay: Annotated[Path | None, typer.Option(help="Shorthand for --provider replay --model FILE.")] = None,
-    worker: Annotated[
-        list[str] | None, typer.Option("--worker", help="PROVIDER:MODEL[:ROLE], repeatable.")
-    ] = None,
-    router: Annotated[str | None, typer.Option(help="Router mode, when no worker option is given.")] = None,
-    sandbox: Annotated[str, typer.Option(help="auto | local | docker")] = "auto",
-    max_rounds: Annotated[int | None, typer.Option(help="Rounds of fix (1..4).")] = None,
-    samples: Annotated[int, typer.Option(help="Runs per task; more than one gives pass@k.")] = 1,
+    concurrency: Annotated[int, typer.Option(metavar="N", help="Runs in flight at once.")] = 2,
+    provider: ProviderOption = None,
+    model: ModelOption = None,
+    replay: ReplayOption = None,
+    worker: WorkerOption = None,
+    router: RouterOption = None,
+    sandbox: SandboxOption = "auto",
+    max_rounds: MaxRoundsOption = None,
+    samples: Annotated[int, typer.Option(metavar="N", help="Runs per task; more than one gives pass@k.")] = 1,
     workflow: Annotated[
         list[str] | None, typer.Option(help="Only tasks of this workflow (repeatable).")
     ] = None,
@@ -148,7 +152,7 @@ def sweep(
 
     settings = get_settings()
     workers, router = choose_workers(settings, provider, model, replay, worker, router)
-    store = open_store(traces)
+    store = open_writable_store(traces)
     try:
         params = SweepParams.model_validate(
             {
