@@ -10,6 +10,7 @@ from datetime import datetime
 from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
 
+from domain.usage import total_tokens, usd
 from orchestrator.records import CandidateResult, RunRow, RunSummary, WorkerSpec, sum_cost, utcnow
 from orchestrator.taskspec import Task
 from orchestrator.traces import TraceStore
@@ -19,10 +20,6 @@ from tasks.call_scope import scope_for
 def artifact_key(task_id: str) -> str:
     """One key per task, so the UI shows a task's runs over time (keys allow a-z, 0-9 and dashes)."""
     return "run-" + (re.sub(r"[^a-z0-9]+", "-", task_id.lower()).strip("-") or "task")
-
-
-def _money(value: float | None) -> str:
-    return "unknown" if value is None else f"${value:.6f}"
 
 
 def budget_stop(summary: RunSummary) -> str | None:
@@ -40,8 +37,8 @@ def summary_markdown(summary: RunSummary) -> str:
         f"### {summary.task_id} ({summary.workflow}): **{verdict}**",
         "",
         f"run `{summary.run_id}` · {summary.rounds} round(s) · sandbox {summary.sandbox or 'none'} · "
-        f"{summary.duration_s:.1f} s · {summary.prompt_tokens}+{summary.completion_tokens} tokens · "
-        f"cost {_money(summary.cost_usd)}",
+        f"{summary.duration_s:.1f} s · {total_tokens(summary):,} tokens · "
+        f"cost {usd(summary.cost_usd)}",
         "",
         "| candidate | worker | passed | rounds | tokens | cost | error |",
         "|---|---|---|---|---|---|---|",
@@ -51,7 +48,7 @@ def summary_markdown(summary: RunSummary) -> str:
         error = (c.error or "").replace("|", "\\|").replace("\n", " ")[:120]
         lines.append(
             f"| `{c.candidate_id[:8]}`{best} | {c.worker} | {c.passed} | {c.rounds} | "
-            f"{c.prompt_tokens}+{c.completion_tokens} | {_money(c.cost_usd)} | {error} |"
+            f"{total_tokens(c):,} | {usd(c.cost_usd)} | {error} |"
         )
     if summary.error:
         lines += ["", f"error: {summary.error}"]

@@ -20,8 +20,10 @@ from typer._click.exceptions import NoArgsIsHelpError
 
 from orchestrator.errors import OrchestratorError
 
-# Prefect's telemetry tries DNS, which fails offline and litters the logs.
+# Prefect's telemetry tries DNS, which fails offline and litters the logs, and its notice would sit on
+# a progress bar: both off before Prefect is imported.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
 # Prefect waits 20 s for its temporary server; on a loaded 2-core machine its start takes longer (seen
 # in CI: "Timed out while attempting to connect to ephemeral Prefect API server").
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from domain.usage import total_tokens, usd
 from orchestrator.cli import app, err_console
 from orchestrator.cli.options import (
     CacheOption,
@@ -46,7 +47,7 @@ def build_workers(
     from providers.base import provider_names
 
     if provider is not None and provider not in provider_names():
-        raise UserInputError(f"--provider {provider}: unknown; choose one of {', '.join(provider_names())}")
+        raise UserInputError(f"--provider: unknown provider {provider!r}; choose one of {', '.join(provider_names())}")
     if worker:
         if provider or model or replay:
             raise UserInputError("--worker cannot be combined with --provider/--model/--replay; use one way")
@@ -84,8 +85,8 @@ def print_summary(summary: RunSummary, console: Console) -> None:
     console.print(
         f"{summary.task_id} ({summary.workflow}): {verdict} after {summary.rounds} round(s); "
         f"tests {summary.tests_passed} passed, {summary.tests_failed} failed; "
-        f"{summary.prompt_tokens}+{summary.completion_tokens} tokens; "
-        f"cost {'unknown' if summary.cost_usd is None else f'${summary.cost_usd:.6f}'}; "
+        f"{total_tokens(summary):,} tokens; "
+        f"cost {usd(summary.cost_usd)}; "
         f"{summary.duration_s:.1f}s; sandbox {summary.sandbox}; run {summary.run_id}"
     )
     table = Table("candidate", "worker", "rounds", "passed", "tests ok/fail", "tokens", "error")
@@ -96,7 +97,7 @@ def print_summary(summary: RunSummary, console: Console) -> None:
             str(cand.rounds),
             {True: "yes", False: "no", None: "-"}[cand.passed],
             f"{cand.tests_passed}/{cand.tests_failed + cand.tests_errors}",
-            str(cand.prompt_tokens + cand.completion_tokens),
+            f"{total_tokens(cand):,}",
             (cand.error or "")[:80],
         )
     console.print(table)
@@ -152,7 +153,9 @@ def run(
     who = ", ".join(w.label for w in workers) if workers else f"the {mode} router"
 
     from flows.run_task import run_task_flow
+    from orchestrator.cli.progress import prefect_console_to_file
 
+    prefect_console_to_file(settings.prefect_log_path)
     with err_console.status(f"running {task.id} with {who} ({backend.name} sandbox)"):
         summary = run_task_flow(
             task_dir=str(task.folder),

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from domain.usage import total_tokens, usd
 from orchestrator.cli import app, err_console
 from orchestrator.cli.options import (
     CacheOption,
@@ -65,13 +66,13 @@ def _watch(store: TraceStore, sweep_id: str, total: int, stop: threading.Event) 
 
 
 def print_report(report: SweepReport, console: Console) -> None:
-    cost = f"${report.cost_usd:.6f}" + ("" if report.cost_complete else " (some unknown)")
+    cost = usd(report.cost_usd) + ("" if report.cost_complete else " (some unknown)")
     console.print(
         f"sweep {report.name} ({report.sweep_id}): [bold]{report.passed}/{report.total} passed[/bold] "
         f"({100 * report.pass_rate:.1f}%), {report.failed} failed, {report.errored} errored"
         + (f", {report.skipped} skipped: budget (resume with a larger one)" if report.skipped else "")
         + "; "
-        f"cost {cost}; {report.duration_s:.1f}s; "
+        f"{total_tokens(report):,} tokens; cost {cost}; {report.duration_s:.1f}s; "
         + ", ".join(f"{k} {100 * v:.1f}%" for k, v in report.pass_at_k.items())
     )
     models = Table("model", "pass rate", "passed/judged", "calls", "tokens", "cost")
@@ -81,8 +82,8 @@ def print_report(report: SweepReport, console: Console) -> None:
             "-" if m.pass_rate is None else f"{100 * m.pass_rate:.1f}%",
             f"{m.passed}/{m.judged}",
             str(m.calls),
-            str(m.prompt_tokens + m.completion_tokens),
-            "unknown" if m.cost_usd is None else f"${m.cost_usd:.6f}",
+            f"{total_tokens(m):,}",
+            usd(m.cost_usd),
         )
     console.print(models)
     failing = [t for t in report.tasks if t.passed < t.samples]
@@ -193,7 +194,9 @@ def sweep(
     params.sweep_id = params.sweep_id or new_id()
 
     from flows.sweep import sweep_flow
+    from orchestrator.cli.progress import prefect_console_to_file
 
+    prefect_console_to_file(settings.prefect_log_path)
     stop = threading.Event()
     watcher = threading.Thread(
         target=_watch, args=(store, params.sweep_id, len(prepared.items), stop), daemon=True
