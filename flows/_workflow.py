@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import nullcontext
+from pathlib import Path
 from typing import Any
 
 from prefect import flow
@@ -28,12 +29,20 @@ WorkflowRun = Callable[[RunRequest, Runner], RunSummary]
 RUNS: dict[str, WorkflowRun] = {}
 
 
-def workflow_flow(name: str, description: str, run: WorkflowRun) -> Any:
-    """The Prefect flow of one workflow; its body runs ``run`` with each call a task run."""
+def workflow_flow(name: str, description: str, run: WorkflowRun, *, run_name: bool = False) -> Any:
+    """The Prefect flow of one workflow; its body runs ``run`` with each call a task run.
+    ``run_name``: its runs are named after the task folder (and sweep) instead of Prefect's random
+    names, for a flow that is started on its own (a deployment's runs)."""
     RUNS[name] = run
 
     # Prefect types task_runner with an invariant generic that rejects its own ThreadPoolTaskRunner.
-    @flow(name=name, description=description, task_runner=ThreadPoolTaskRunner(max_workers=4), log_prints=False)  # type: ignore[arg-type]
+    @flow(
+        name=name,
+        description=description,
+        task_runner=ThreadPoolTaskRunner(max_workers=4),  # type: ignore[arg-type]
+        log_prints=False,
+        flow_run_name=_task_run_name if run_name else None,
+    )
     def workflow(
         task_dir: str,
         workers: list[WorkerSpec] | None = None,
@@ -59,6 +68,14 @@ def workflow_flow(name: str, description: str, run: WorkflowRun) -> Any:
             return run(request, PrefectRunner())
 
     return workflow
+
+
+def _task_run_name() -> str:
+    from prefect.runtime import flow_run
+
+    params = flow_run.parameters
+    name = Path(str(params.get("task_dir") or "task")).name
+    return name + (f" · sweep {str(params['sweep_id'])[:8]}" if params.get("sweep_id") else "")
 
 
 def run_scope(request: RunRequest) -> RunScope | None:

@@ -1,29 +1,32 @@
-"""The single-task entry point (the run-task deployment): picks the task's workflow flow and runs it as a subflow."""
+"""The single-task entry point (the run-task deployment): runs the task's workflow steps in its own
+flow run, so the run a user triggers carries the verdict card and the verdict's log line (a subflow
+would put both one click deeper)."""
 
 from __future__ import annotations
 
 from flows._workflow import workflow_flow
-from flows.registry import WORKFLOW_FLOWS
+from flows.registry import WORKFLOW_RUNS
 from flows.runner import Runner
 from orchestrator.budget import BudgetExhausted
 from orchestrator.errors import UserInputError
 from orchestrator.records import RunRequest, RunSummary, utcnow
 from orchestrator.settings import get_settings
 from orchestrator.taskspec import load_task
-from tasks.run_record import record_run
+from tasks.logs import run_logger
+from tasks.run_record import record_run, verdict_line
 
 
 def run_any(request: RunRequest, runner: Runner) -> RunSummary:
     """Run one task folder through its workflow (coding, reasoning, science or rag_qa)."""
     task = load_task(request.task_dir, require_tests=False)
-    workflow_flow_ = WORKFLOW_FLOWS.get(task.workflow)
-    if workflow_flow_ is None:
+    workflow_run = WORKFLOW_RUNS.get(task.workflow)
+    if workflow_run is None:
         raise UserInputError(
-            f"{request.task_dir}: workflow {task.workflow!r} has no flow; choose one of {sorted(WORKFLOW_FLOWS)}"
+            f"{request.task_dir}: workflow {task.workflow!r} has no flow; choose one of {sorted(WORKFLOW_RUNS)}"
         )
     started_at = utcnow()
     try:
-        summary: RunSummary = workflow_flow_(**dict(request))
+        summary: RunSummary = workflow_run(request, runner)
     except BudgetExhausted as exc:
         # A step that does not handle the refusal ended the flow: the run is stopped, not failed.
         summary = RunSummary(
@@ -33,7 +36,8 @@ def run_any(request: RunRequest, runner: Runner) -> RunSummary:
         )
         traces = request.traces_dir or get_settings().traces_dir
         record_run(summary, task, request.workers or [], traces, request.sweep_id, started_at)
+    run_logger().info("verdict: %s", verdict_line(summary))
     return summary
 
 
-run_task_flow = workflow_flow("run-task", "Run one task folder through its workflow.", run_any)
+run_task_flow = workflow_flow("run-task", "Run one task folder through its workflow.", run_any, run_name=True)

@@ -31,10 +31,23 @@ def budget_stop(summary: RunSummary) -> str | None:
     return f"stopped by the {refused}" if refused else None
 
 
+def verdict(summary: RunSummary) -> str:
+    return "passed" if summary.passed else ("stopped" if summary.stopped else "error" if summary.error else "failed")
+
+
+def verdict_line(summary: RunSummary) -> str:
+    """The run's outcome in one line (the run's last log line)."""
+    return (
+        f"{summary.task_id} ({summary.workflow}) {verdict(summary).upper()} after {summary.rounds} round(s); "
+        f"tests {summary.tests_passed} passed, {summary.tests_failed} failed; {total_tokens(summary):,} tokens; "
+        f"cost {usd(summary.cost_usd)}; run {summary.run_id}"
+    )
+
+
 def summary_markdown(summary: RunSummary) -> str:
-    verdict = "passed" if summary.passed else ("stopped" if summary.stopped else "error" if summary.error else "failed")
+    verdict_ = verdict(summary)
     lines = [
-        f"### {summary.task_id} ({summary.workflow}): **{verdict}**",
+        f"### {summary.task_id} ({summary.workflow}): **{verdict_}**",
         "",
         f"run `{summary.run_id}` · {summary.rounds} round(s) · sandbox {summary.sandbox or 'none'} · "
         f"{summary.duration_s:.1f} s · {total_tokens(summary):,} tokens · "
