@@ -15,6 +15,7 @@ from orchestrator.records import CandidateResult, RunRow, RunSummary, WorkerSpec
 from orchestrator.taskspec import Task
 from orchestrator.traces import TraceStore
 from tasks.call_scope import scope_for
+from tasks.transcript import run_transcript
 
 
 def artifact_key(task_id: str) -> str:
@@ -104,6 +105,13 @@ def build_summary(
     )
 
 
+def _artifact_url(artifact_id: object) -> str:
+    """The artifact's page in the Prefect UI (relative to the UI's root when PREFECT_UI_URL is unset)."""
+    from prefect.settings import PREFECT_UI_URL
+
+    return f"{(PREFECT_UI_URL.value() or '').rstrip('/')}/artifacts/artifact/{artifact_id}"
+
+
 def record_run(
     summary: RunSummary,
     task: Task,
@@ -121,7 +129,8 @@ def record_run(
     if stopped and not summary.stopped:
         summary.stopped = stopped
     flow_run_id = flow_run.get_id()
-    TraceStore(traces).write(
+    store = TraceStore(traces)
+    store.write(
         "runs",
         [
             RunRow(
@@ -149,8 +158,13 @@ def record_run(
     )
     if flow_run_id is None:
         return  # steps run without Prefect (tests, plain runners): no UI to publish to
+    transcript_id = create_markdown_artifact(
+        run_transcript(summary, store),
+        key=f"transcript-{artifact_key(summary.task_id)}",
+        description=f"Run {summary.run_id} of {summary.task_id}: each candidate's rounds (code, tests, verdict)",
+    )
     create_markdown_artifact(
-        summary_markdown(summary),
+        summary_markdown(summary) + f"\n\n[Transcript: each candidate's rounds]({_artifact_url(transcript_id)})",
         key=artifact_key(summary.task_id),
         description=f"Run {summary.run_id} of {summary.task_id}: verdict, rounds, tokens, cost",
     )
