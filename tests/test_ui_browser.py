@@ -39,6 +39,7 @@ class CompletedSweep:
     run_task_id: str
     task_run_id: str
     task_run_name: str
+    card_artifact_id: str
 
 
 @pytest.fixture(scope="module")
@@ -81,8 +82,10 @@ def completed_sweep(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Comple
         )
         task_run = api.wait_final(task_run_id)
         assert task_run["state_type"] == "COMPLETED", task_run["state"]
+        [card] = [a for a in api.artifacts(task_run_id) if a["key"] == "run-ui-task"]
         yield CompletedSweep(
-            ui, nightly["id"], run_id, run["name"], report["id"], run_task["id"], task_run_id, task_run["name"]
+            ui, nightly["id"], run_id, run["name"], report["id"], run_task["id"], task_run_id, task_run["name"],
+            card["id"],
         )
     finally:
         serve("stop", env=env, check=False)
@@ -171,12 +174,12 @@ def test_triggered_run_task_shows_its_verdict_transcript_and_form(
 
     browser.find_element(By.CSS_SELECTOR, "[role=tablist] #artifacts").click()
     _page_shows(browser, "run-ui-task", "transcript-run-ui-task")
-    browser.get(f"{ui}/artifacts/key/run-ui-task")
+    browser.get(f"{ui}/artifacts/artifact/{completed_sweep.card_artifact_id}")
     _page_shows(browser, "ui-task (coding): passed", "Transcript: each candidate's rounds")
     _shot(browser, "verdict-card.png")
-    link = browser.find_element(By.PARTIAL_LINK_TEXT, "Transcript")
-    assert "/artifacts/artifact/" in (link.get_attribute("href") or "")
-    link.click()
+    href = browser.find_element(By.PARTIAL_LINK_TEXT, "Transcript").get_attribute("href") or ""
+    assert "/artifacts/artifact/" in href, href
+    browser.get(href)  # the UI opens markdown links in a new tab; follow it in this one
     _page_shows(browser, "Transcript of ui-task", "Round 1, visible tests: passed", "Code:", "Test output:")
     _shot(browser, "transcript.png")
 
