@@ -143,6 +143,8 @@ def run(
     backend = get_backend(sandbox, settings)
     who = ", ".join(w.label for w in workers) if workers else f"the {mode} router"
 
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
     from flows.run_task import run_any
     from flows.runner import PrefectRunner
 
@@ -151,7 +153,11 @@ def run(
         traces_dir=traces or settings.traces_dir, cache=cache, max_cost=max_cost, max_tokens=max_tokens,
         ignore_unpriced=ignore_unpriced,
     ))  # sandbox: the resolved backend's name, one of the names
-    with err_console.status(f"running {task.id} with {who} ({backend.name} sandbox)"):
+    # No flow-run heartbeats: they let a server mark a worker's vanished run crashed, while this
+    # command is the run's process and reports its end itself; their thread's join at the flow's end
+    # costs up to a second of a seconds-long command.
+    no_heartbeats = temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None})
+    with err_console.status(f"running {task.id} with {who} ({backend.name} sandbox)"), no_heartbeats:
         # The workflow's own flow (a flow of retryable task runs), not run-task around it: one flow
         # run's start and end instead of two (docs/throughput.md).
         summary = run_any(request, PrefectRunner())
