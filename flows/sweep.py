@@ -3,9 +3,9 @@
 Concurrency: the flow keeps at most ``concurrency`` (task, sample) runs in flight in a thread pool
 (a sliding window). With ``executor="local"`` each runs its workflow's steps as plain calls
 (:class:`flows.runner.PlainRunner`) inside the sweep's own flow run: no subflow and no task runs per
-task, whose Prefect bookkeeping cost more than the work (docs/throughput.md); the UI still shows every
-task's result in the sweep's progress and table artifacts, and a single ``orchestrator run`` stays a
-flow of retryable tasks. With ``executor="deployment"`` each triggers the run-task deployment and waits
+task, whose Prefect bookkeeping cost more than the work (docs/traces.md, "Throughput"); the UI still
+shows every task's result in the sweep's progress and table artifacts, and a single ``orchestrator
+run`` stays a flow of retryable tasks. With ``executor="deployment"`` each triggers the run-task deployment and waits
 for it, so that several workers on one pool share a sweep. Threads suit the work: it waits on model
 calls and sandboxed pytest processes.
 

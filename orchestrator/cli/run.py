@@ -159,7 +159,7 @@ def run(
     no_heartbeats = temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None})
     with err_console.status(f"running {task.id} with {who} ({backend.name} sandbox)"), no_heartbeats:
         # The workflow's own flow (a flow of retryable task runs), not run-task around it: one flow
-        # run's start and end instead of two (docs/throughput.md).
+        # run's start and end instead of two (docs/traces.md, "Throughput").
         summary = run_any(request, PrefectRunner())
     if as_json:
         print(summary_json(summary))
