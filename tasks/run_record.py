@@ -14,6 +14,7 @@ from domain.usage import total_tokens, usd
 from orchestrator.records import CandidateResult, RunRow, RunSummary, WorkerSpec, sum_cost, utcnow
 from orchestrator.taskspec import Task
 from orchestrator.traces import TraceStore
+from tasks.bookkeeping import bookkeeping
 from tasks.call_scope import scope_for
 from tasks.transcript import run_transcript
 
@@ -158,13 +159,18 @@ def record_run(
     )
     if flow_run_id is None:
         return  # steps run without Prefect (tests, plain runners): no UI to publish to
-    transcript_id = create_markdown_artifact(
+    transcript_id = bookkeeping(
+        f"the transcript artifact of run {summary.run_id}",
+        create_markdown_artifact,
         run_transcript(summary, store),
         key=f"transcript-{artifact_key(summary.task_id)}",
         description=f"Run {summary.run_id} of {summary.task_id}: each candidate's rounds (code, tests, verdict)",
     )
-    create_markdown_artifact(
-        summary_markdown(summary) + f"\n\n[Transcript: each candidate's rounds]({_artifact_url(transcript_id)})",
+    link = f"\n\n[Transcript: each candidate's rounds]({_artifact_url(transcript_id)})" if transcript_id else ""
+    bookkeeping(
+        f"the summary artifact of run {summary.run_id}",
+        create_markdown_artifact,
+        summary_markdown(summary) + link,
         key=artifact_key(summary.task_id),
         description=f"Run {summary.run_id} of {summary.task_id}: verdict, rounds, tokens, cost",
     )
