@@ -14,6 +14,7 @@ from orchestrator.errors import UserInputError
 from orchestrator.records import RunRequest, RunSummary, utcnow
 from orchestrator.settings import get_settings
 from orchestrator.taskspec import load_task
+from tasks.call_scope import spent_by_run
 from tasks.logs import run_logger
 from tasks.run_record import record_run, verdict_line
 
@@ -40,9 +41,11 @@ def _run(request: RunRequest, run: Callable[[str], RunSummary]) -> RunSummary:
         summary: RunSummary = run(task.workflow)
     except BudgetExhausted as exc:
         # A step that does not handle the refusal ended the flow: the run is stopped, not failed.
+        spent = spent_by_run(request.run_id)
         summary = RunSummary(
             run_id=request.run_id, task_id=task.id, workflow=task.workflow, passed=False, rounds=0,
-            tests_passed=0, tests_failed=0, prompt_tokens=0, completion_tokens=0, cost_usd=None,
+            tests_passed=0, tests_failed=0, prompt_tokens=spent.prompt_tokens,
+            completion_tokens=spent.completion_tokens, cost_usd=spent.cost_usd,
             duration_s=round((utcnow() - started_at).total_seconds(), 3), stopped=f"stopped by the {exc.reason}",
         )
         traces = request.traces_dir or get_settings().traces_dir

@@ -1,4 +1,5 @@
-"""What a run's model calls share beyond their arguments: its budget, its cache choice, its sample.
+"""What a run's model calls share beyond their arguments: its budget, its cache choice, its sample;
+and what they spent (every call of the run: the tester's, the judge's, the router's, each retry).
 
 A flow (or the CLI, or a sweep) attaches a :class:`RunScope` to a run id before the run starts;
 :func:`tasks.model_call.call_model` looks it up by the run id its :class:`CallContext` carries, so
@@ -14,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from orchestrator.budget import Budget
+from orchestrator.records import CallRow, Usage
 
 
 @dataclass(frozen=True)
@@ -24,7 +26,24 @@ class RunScope:
 
 
 _scopes: dict[str, RunScope] = {}
+_spent: dict[str, Usage] = {}
 _lock = threading.Lock()
+
+
+def count_call(row: CallRow) -> None:
+    """Add a ``calls`` row to its run's spend (a failed try's cost, never known, counts 0)."""
+    with _lock:
+        _spent.setdefault(row.run_id, Usage()).spend(
+            row.prompt_tokens, row.completion_tokens, row.cost_usd if row.ok else 0.0
+        )
+
+
+def spent_by_run(run_id: str, *, forget: bool = False) -> Usage:
+    """What the run's calls in this process spent so far: the one token and cost total of a run
+    (its ``calls`` rows summed). ``forget``: the run is over, drop its tally."""
+    with _lock:
+        usage = _spent.pop(run_id, None) if forget else _spent.get(run_id)
+        return usage.model_copy() if usage is not None else Usage()
 
 
 def scope_for(run_id: str) -> RunScope:

@@ -25,7 +25,7 @@ from providers.calling import TryOutcome, complete_with_retries
 from providers.cooldown import shared_cooldowns
 from providers.limits import shared_limits
 from providers.pricing import unit_prices
-from tasks.call_scope import scope_for
+from tasks.call_scope import count_call, scope_for
 
 
 class CallContext(BaseModel):
@@ -112,21 +112,18 @@ def call_model(
     ticket: int | None = None
 
     def write(worker: WorkerSpec, origin: str | None, **fields: Any) -> None:
-        store.write(
-            "calls",
-            [
-                CallRow(
-                    run_id=ctx.run_id,
-                    candidate_id=ctx.candidate_id,
-                    provider=worker.provider,
-                    model=worker.model,
-                    role=worker.role,
-                    purpose=ctx.purpose,
-                    fallback_from=origin,
-                    **fields,
-                )
-            ],
+        row = CallRow(
+            run_id=ctx.run_id,
+            candidate_id=ctx.candidate_id,
+            provider=worker.provider,
+            model=worker.model,
+            role=worker.role,
+            purpose=ctx.purpose,
+            fallback_from=origin,
+            **fields,
         )
+        store.write("calls", [row])
+        count_call(row)
 
     ready = [w for w in workers if cooldowns.remaining(_bench_key(w))[0] == 0]
     benched = sorted((w for w in workers if w not in ready), key=lambda w: cooldowns.remaining(_bench_key(w))[0])

@@ -11,11 +11,11 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
 
 from domain.usage import total_tokens, usd
-from orchestrator.records import CandidateResult, RunRow, RunSummary, WorkerSpec, sum_cost, utcnow
+from orchestrator.records import CandidateResult, RunRow, RunSummary, WorkerSpec, utcnow
 from orchestrator.taskspec import Task
 from orchestrator.traces import TraceStore
 from tasks.bookkeeping import bookkeeping
-from tasks.call_scope import scope_for
+from tasks.call_scope import scope_for, spent_by_run
 from tasks.transcript import run_transcript
 
 
@@ -86,6 +86,7 @@ def build_summary(
 ) -> RunSummary:
     """A run's summary from its candidates; the workflow says what passing and the test counts mean."""
     errors = [r.error for r in results if r.error]
+    spent = spent_by_run(run_id)  # every call of the run, not only the candidates'
     return RunSummary(
         run_id=run_id,
         task_id=task.id,
@@ -94,9 +95,9 @@ def build_summary(
         rounds=max((r.rounds for r in results), default=0),
         tests_passed=tests_passed,
         tests_failed=tests_failed,
-        prompt_tokens=sum(r.prompt_tokens for r in results),
-        completion_tokens=sum(r.completion_tokens for r in results),
-        cost_usd=sum_cost([r.cost_usd for r in results]),
+        prompt_tokens=spent.prompt_tokens,
+        completion_tokens=spent.completion_tokens,
+        cost_usd=spent.cost_usd,
         duration_s=round(time.perf_counter() - started, 3),
         sandbox=sandbox,
         best_candidate=best.candidate_id if best else None,
@@ -129,6 +130,7 @@ def record_run(
     stopped = budget_stop(summary)
     if stopped and not summary.stopped:
         summary.stopped = stopped
+    spent_by_run(summary.run_id, forget=True)  # the run is over: its tally is in the summary
     flow_run_id = flow_run.get_id()
     store = TraceStore(traces)
     store.write(

@@ -84,6 +84,13 @@ def prefect_api() -> Iterator[str]:
         # flows would ignore this server and start an ephemeral one per process.
         refresh_global_settings_context()
         yield url
+        # Deliver what in-process flows still queue for the server while it is up: drained at exit,
+        # after the server is gone, Prefect's log and event workers retried and the process hung.
+        from prefect.events.worker import EventsWorker
+        from prefect.logging.handlers import APILogWorker
+
+        APILogWorker.drain_all(timeout=30)
+        EventsWorker.drain_all(timeout=30)
         if previous is None:
             os.environ.pop("PREFECT_API_URL", None)
         else:

@@ -51,6 +51,26 @@ def test_a_whole_run_without_prefect(task_copy, tmp_path, traces_dir):
     assert by_worker[f"replay:{wrong}:solver"].rounds == 2  # the failing one got a fix round
     [row] = TraceStore(traces_dir).rows("runs", run_id=summary.run_id)
     assert row["status"] == "completed" and row["flow_run_id"] == ""  # no flow run: no artifact either
+    # The run's token total is its calls rows summed: the one definition the sweep report uses too.
+    calls = TraceStore(traces_dir).rows("calls", run_id=summary.run_id)
+    assert (summary.prompt_tokens, summary.completion_tokens) == (
+        sum(c["prompt_tokens"] for c in calls), sum(c["completion_tokens"] for c in calls)
+    )
+
+
+def test_a_runs_spend_counts_every_call_and_an_unknown_price_once_it_answered():
+    from orchestrator.records import CallRow
+    from tasks.call_scope import count_call, spent_by_run
+
+    def call(**fields):
+        return CallRow(run_id="r-spend", provider="openai", model="m", role="judge", purpose="judge", **fields)
+
+    count_call(call(prompt_tokens=10, completion_tokens=5, cost_usd=0.5))
+    count_call(call(ok=False, error_kind="rate_limit"))  # a failed try: no tokens, no price, no harm
+    assert spent_by_run("r-spend").model_dump() == {"prompt_tokens": 10, "completion_tokens": 5, "cost_usd": 0.5}
+    count_call(call(prompt_tokens=1, completion_tokens=1, cost_usd=None))  # answered, without a price
+    assert spent_by_run("r-spend", forget=True).cost_usd is None
+    assert spent_by_run("r-spend").prompt_tokens == 0  # forgotten
 
 
 def test_route_opens_one_active_candidate_per_solver(task_copy, tmp_path, traces_dir):
