@@ -23,6 +23,7 @@ from orchestrator.records import (
     RouteDecision,
     RunRequest,
     RunSummary,
+    TestCase,
     Usage,
     VerdictRow,
     WorkerSpec,
@@ -69,6 +70,7 @@ class Candidate(Usage):
     last: AttemptRow | None = None
     final: AttemptRow | None = None
     attempts: list[AttemptRow] = Field(default_factory=list)  # every suite run, in order (a transcript's rows)
+    cases: dict[str, list[TestCase]] = Field(default_factory=dict)  # attempt id -> every test's outcome
     error: str | None = None
 
     def add_draft(self, draft: CodeDraft) -> None:
@@ -87,6 +89,7 @@ class Candidate(Usage):
             tests_failed=verdict.tests_failed if verdict else 0,
             tests_errors=verdict.tests_errors if verdict else 0,
             suite=verdict.suite if verdict else "none",
+            test_cases=self.cases.get(verdict.attempt_id, []) if verdict else [],
             prompt_tokens=self.prompt_tokens,
             completion_tokens=self.completion_tokens,
             cost_usd=self.cost_usd,
@@ -161,7 +164,7 @@ def generate_tests(state: CodingState, runner: Runner) -> CodingState:
     """A task without tests gets a checked, generated visible suite (the routed tester writes it)."""
     if not state.task.has_tests and not state.task.has_hidden_tests:
         state.task = runner.call(
-            generate_tests_task, task_=state.task, workers=state.routed.workers, run_id=state.run_id,
+            generate_tests_task, spec=state.task, workers=state.routed.workers, run_id=state.run_id,
             traces_dir=state.traces, sandbox=state.sandbox,
         )
     return state
@@ -243,8 +246,8 @@ def final_verdict(state: CodingState, runner: Runner) -> CodingState:
     state.results = [c.result() for c in state.candidates]
     if isinstance(state.task, TaskWithGeneratedTests):
         review = runner.call(
-            review_generated_tests, task_=state.task, candidates=state.results, sandbox=state.sandbox,
-            run_id=state.run_id, traces_dir=state.traces,
+            review_generated_tests, spec=state.task, candidates=state.results, run_id=state.run_id,
+            traces_dir=state.traces,
         )
         state.results = [
             r.model_copy(update={"passed": review.passes_trusted[r.candidate_id]})
@@ -281,16 +284,17 @@ def persist(state: CodingState) -> CodingState:
 
 def _test(state: CodingState, runner: Runner, cands: list[Candidate], suite: str) -> list[AttemptRow]:
     """One suite on each candidate's latest code; a sandbox that fails to start (after its retry) fails the run."""
-    attempts = runner.map(run_tests, [
+    runs = runner.map(run_tests, [
         dict(task=state.task, code=c.code, suite=suite, sandbox=state.sandbox, run_id=state.run_id,
              candidate_id=c.candidate_id, worker=c.worker.label, round_number=c.rounds, traces_dir=state.traces)
         for c in cands
     ])
-    for cand, attempt in zip(cands, attempts, strict=True):
-        if isinstance(attempt, BaseException):
-            raise attempt
-        cand.attempts.append(attempt)
-    return attempts
+    for cand, run in zip(cands, runs, strict=True):
+        if isinstance(run, BaseException):
+            raise run
+        cand.attempts.append(run.attempt)
+        cand.cases[run.attempt.attempt_id] = run.cases
+    return [run.attempt for run in runs]
 
 
 def _feedback(state: CodingState, cand: Candidate) -> str | None:

@@ -127,7 +127,7 @@ def _answer(request: RunRequest, runner: Runner, *, rag: bool, python_tool: bool
     use_python = python_tool and decision.tools.python_sandbox
     setup = Setup(
         task=task, run_id=run_id, traces=traces, decision=decision,
-        hits=runner.call(retrieve, task_=task, run_id=run_id, traces_dir=traces).hits if rag else None,
+        hits=runner.call(retrieve, spec=task, run_id=run_id, traces_dir=traces).hits if rag else None,
         python_tool=use_python,
         sandbox=get_backend(request.sandbox, settings).name if use_python else None,
         temperature=max(settings.temperature, SAMPLE_TEMPERATURE) if samples > 1 else settings.temperature,
@@ -171,7 +171,7 @@ def converse(candidates: list[QCandidate], setup: Setup, runner: Runner, purpose
     active = [c for c in candidates if c.error is None]
     while active:
         replies = runner.map(ask_solver, [
-            dict(task_=task, workers=c.fallbacks, messages=c.history, run_id=run_id, candidate_id=c.candidate_id,
+            dict(spec=task, workers=c.fallbacks, messages=c.history, run_id=run_id, candidate_id=c.candidate_id,
                  purpose=purpose, traces_dir=traces, temperature=setup.temperature,
                  seed=c.sample if setup.temperature > 0 else None)
             for c in active
@@ -250,7 +250,7 @@ def check(candidates: list[QCandidate], setup: Setup, runner: Runner) -> None:
     for cand in answered:
         cand.parsed = parse_answer(cand.reply)
         cand.correct = score_answer(cand.parsed.answer, task.spec)
-    common = dict(task_=task, verifiers=verifiers, run_id=setup.run_id, traces_dir=setup.traces)
+    common = dict(spec=task, verifiers=verifiers, run_id=setup.run_id, traces_dir=setup.traces)
     outcomes = (
         runner.map(verify_citations, [
             dict(common, reply=c.reply, hits=setup.hits, candidate_id=c.candidate_id) for c in answered

@@ -7,11 +7,11 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
 
 from domain.code_extract import extract_code
-from orchestrator.records import AttemptRow, Message, WorkerSpec
+from orchestrator.records import AttemptRow, ExecResult, Message, TestCase, TestReport, WorkerSpec
 from orchestrator.settings import get_settings
 from orchestrator.taskspec import Task
 from orchestrator.traces import TraceStore
-from sandbox import get_backend
+from sandbox import SandboxBackend, get_backend
 from sandbox.pytest_runner import run_pytest
 from tasks.question import ask_solver
 
@@ -27,6 +27,22 @@ class CodeDraft(BaseModel):
     prompt_tokens: int
     completion_tokens: int
     cost_usd: float | None
+
+
+class TestRun(BaseModel):
+    """One suite run on one candidate: its ``attempts`` row and every test's outcome."""
+
+    __test__ = False
+
+    attempt: AttemptRow
+    cases: list[TestCase]
+
+
+def run_suite(
+    backend: SandboxBackend, task: Task, files: dict[str, str], tests: dict[str, str]
+) -> tuple[ExecResult, TestReport]:
+    """``tests`` against ``files`` as the task asks: its entry is the candidate, its limits, its verdict mode."""
+    return run_pytest(backend, files, tests, task.spec.limits, entry=task.spec.entry, mode=task.spec.verdict)
 
 
 def _entry_name(task: Task) -> str | None:
@@ -70,7 +86,7 @@ def run_tests(
     worker: str,
     round_number: int,
     traces_dir: str,
-) -> AttemptRow:
+) -> TestRun:
     """Run one test suite (visible or hidden) against ``code``; the verdict comes from pytest's report.
 
     Retried once by Prefect: a failure here is the sandbox failing to start, not the tests failing.
@@ -79,7 +95,7 @@ def run_tests(
     backend = get_backend(sandbox, settings)
     files = {**task.starter_files(), task.spec.entry: code}
     tests = task.visible_tests() if suite == "visible" else task.hidden_tests()
-    result, report = run_pytest(backend, files, tests, task.spec.limits)
+    result, report = run_suite(backend, task, files, tests)
     output = (result.stdout + ("\n" + result.stderr if result.stderr.strip() else "")).strip()
     row = AttemptRow(
         run_id=run_id,
@@ -101,4 +117,4 @@ def run_tests(
         output_excerpt=output[-OUTPUT_EXCERPT_CHARS:],
     )
     TraceStore(traces_dir).write("attempts", [row])
-    return row
+    return TestRun(attempt=row, cases=report.cases)
