@@ -14,6 +14,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from domain.judging import judge_workers_for
 from domain.prompts import fix_messages, solve_messages
 from flows.runner import Runner
 from orchestrator.records import (
@@ -35,7 +36,7 @@ from orchestrator.taskspec import Task
 from sandbox import get_backend
 from tasks.coding import CodeDraft, run_tests, write_code
 from tasks.debate import Critique, critique, revise_messages
-from tasks.judge import judge_task, judge_workers_for
+from tasks.judge import judge_task
 from tasks.load import load_task_folder
 from tasks.logs import run_logger
 from tasks.route import route_task
@@ -148,7 +149,7 @@ def route(state: CodingState, runner: Runner) -> CodingState:
     """Decide the workers, roles and round budget; open one candidate per solver."""
     req = state.request
     state.decision = runner.call(
-        route_task, task=state.task, run_id=state.run_id, traces_dir=state.traces, router=req.router,
+        route_task, spec=state.task, run_id=state.run_id, traces_dir=state.traces, router=req.router,
         workers=req.workers, max_rounds=req.max_rounds,
     )
     solvers = state.routed.by_role("solver") or state.routed.workers[:1]
@@ -176,7 +177,7 @@ def solve_round(state: CodingState, runner: Runner) -> CodingState:
     purpose = "solve" if state.round == 1 else "fix"
     working = state.working()
     drafts = runner.map(write_code, [
-        dict(task=state.task, workers=c.fallbacks, messages=c.messages, run_id=state.run_id,
+        dict(spec=state.task, workers=c.fallbacks, messages=c.messages, run_id=state.run_id,
              candidate_id=c.candidate_id, purpose=purpose, traces_dir=state.traces)
         for c in working
     ])
@@ -260,7 +261,7 @@ def final_verdict(state: CodingState, runner: Runner) -> CodingState:
 def judge(state: CodingState, runner: Runner) -> CodingState:
     """Rank the candidates (execution first, then the rubric judge when one is configured)."""
     state.verdicts = runner.call(
-        judge_task, task=state.task, candidates=state.results, run_id=state.run_id, traces_dir=state.traces,
+        judge_task, spec=state.task, candidates=state.results, run_id=state.run_id, traces_dir=state.traces,
         judge_workers=judge_workers_for(state.routed.workers, get_settings()), prompt=solve_messages(state.task),
     )
     return state
@@ -285,7 +286,7 @@ def persist(state: CodingState) -> CodingState:
 def _test(state: CodingState, runner: Runner, cands: list[Candidate], suite: str) -> list[AttemptRow]:
     """One suite on each candidate's latest code; a sandbox that fails to start (after its retry) fails the run."""
     runs = runner.map(run_tests, [
-        dict(task=state.task, code=c.code, suite=suite, sandbox=state.sandbox, run_id=state.run_id,
+        dict(spec=state.task, code=c.code, suite=suite, sandbox=state.sandbox, run_id=state.run_id,
              candidate_id=c.candidate_id, worker=c.worker.label, round_number=c.rounds, traces_dir=state.traces)
         for c in cands
     ])

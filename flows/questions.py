@@ -27,6 +27,7 @@ from domain.answers import (
     parse_answer,
     score_answer,
 )
+from domain.judging import judge_workers_for
 from domain.question_prompts import answer_format, question_messages, tool_output_message
 from domain.rag_index import Hit
 from flows._workflow import workflow_flow
@@ -48,7 +49,7 @@ from orchestrator.taskspec import Task
 from orchestrator.traces import TraceStore
 from sandbox import get_backend
 from tasks.debate import Critique, critique, revise_messages
-from tasks.judge import judge_task, judge_workers_for
+from tasks.judge import judge_task
 from tasks.load import load_task_folder
 from tasks.logs import run_logger
 from tasks.model_call import run_resources
@@ -121,7 +122,7 @@ def _answer(request: RunRequest, runner: Runner, *, rag: bool, python_tool: bool
     samples = settings.samples
     task = runner.call(load_task_folder, task_dir=request.task_dir, require_tests=False)
     decision = runner.call(
-        route_task, task=task, run_id=run_id, traces_dir=traces, router=request.router, workers=request.workers,
+        route_task, spec=task, run_id=run_id, traces_dir=traces, router=request.router, workers=request.workers,
         max_rounds=request.max_rounds,
     )
     use_python = python_tool and decision.tools.python_sandbox
@@ -150,7 +151,7 @@ def _answer(request: RunRequest, runner: Runner, *, rag: bool, python_tool: bool
 
     results = [candidate_result(c, setup) for c in candidates]
     verdicts = runner.call(
-        judge_task, task=task, candidates=results, run_id=run_id, traces_dir=traces,
+        judge_task, spec=task, candidates=results, run_id=run_id, traces_dir=traces,
         judge_workers=judge_workers_for(decision.workers, settings), prompt=opening,
     )
     ranked = [r for v in verdicts for r in results if r.candidate_id == v.candidate_id]

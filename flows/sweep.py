@@ -32,6 +32,7 @@ from prefect.runtime import flow_run as current_flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field, field_validator
 
+from domain.routing import check_router, refuse_unpriced
 from domain.sweep_chart import history_chart
 from domain.sweep_ledger import (
     DONE,
@@ -56,7 +57,6 @@ from orchestrator.taskspec import Workflow
 from orchestrator.traces import TraceStore, absolute_root
 from sandbox import get_backend
 from tasks.call_scope import RunScope, scoped
-from tasks.route import check_router, refuse_unpriced
 
 RETRY_NEEDS_SWEEP = "--retry-errors reruns the errored runs of a sweep: give --sweep-id or --resume"
 

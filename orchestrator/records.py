@@ -344,7 +344,7 @@ class RouteControls(BaseModel):
 class RouteDecision(BaseModel):
     """Which workflow, which workers in which roles, and which tools and controls a task runs with.
 
-    Always valid: tasks/route.py builds it only from allow-listed parts, whatever a router said.
+    Always valid: domain/routing.py builds it only from allow-listed parts, whatever a router said.
     ``router`` names who decided: explicit | hint | learned | cost-first | quality-first.
     """
 

@@ -103,7 +103,7 @@ class Settings(BaseSettings):
     api_keys: dict[str, SecretStr] = Field(default_factory=dict)
     base_urls: dict[str, str] = Field(default_factory=dict)
 
-    # routing and judging (tasks/route.py, domain/router_learned.py, tasks/judge.py)
+    # routing and judging (domain/routing.py, domain/router_learned.py, domain/judging.py)
     router_worker: str | None = None  # PROVIDER:MODEL of the LLM router; unset: the default provider/model
     learned_router_path: Path | None = None  # unset: <cache_dir>/router/learned_router.json
     learned_router_neighbours: int = Field(default=5, ge=1, le=100)

@@ -55,7 +55,7 @@ def _entry_name(task: Task) -> str | None:
 
 @task(name="write-code", cache_policy=NO_CACHE)
 def write_code(
-    task: Task,
+    spec: Task,
     workers: list[WorkerSpec],
     messages: list[Message],
     run_id: str,
@@ -64,9 +64,9 @@ def write_code(
     traces_dir: str,
 ) -> CodeDraft:
     """Ask the model (falling back along ``workers``) for the entry file: a solver turn, then its code."""
-    reply = ask_solver.fn(task, workers, messages, run_id, candidate_id, purpose, traces_dir, get_settings().temperature)
+    reply = ask_solver.fn(spec, workers, messages, run_id, candidate_id, purpose, traces_dir, get_settings().temperature)
     return CodeDraft(
-        code=extract_code(reply.text, _entry_name(task)),
+        code=extract_code(reply.text, _entry_name(spec)),
         messages=[*messages, Message(role="assistant", content=reply.text)],
         worker=reply.worker,
         prompt_tokens=reply.prompt_tokens,
@@ -77,7 +77,7 @@ def write_code(
 
 @task(name="run-tests", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2)
 def run_tests(
-    task: Task,
+    spec: Task,
     code: str,
     suite: str,
     sandbox: str,
@@ -93,9 +93,9 @@ def run_tests(
     """
     settings = get_settings()
     backend = get_backend(sandbox, settings)
-    files = {**task.starter_files(), task.spec.entry: code}
-    tests = task.visible_tests() if suite == "visible" else task.hidden_tests()
-    result, report = run_suite(backend, task, files, tests)
+    files = {**spec.starter_files(), spec.spec.entry: code}
+    tests = spec.visible_tests() if suite == "visible" else spec.hidden_tests()
+    result, report = run_suite(backend, spec, files, tests)
     output = (result.stdout + ("\n" + result.stderr if result.stderr.strip() else "")).strip()
     row = AttemptRow(
         run_id=run_id,

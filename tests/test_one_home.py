@@ -8,6 +8,7 @@ from typing import get_args
 import pytest
 from pydantic import SecretStr
 
+from domain.routing import DEFAULT_WORKERS, LLM_MODES
 from orchestrator import traces
 from orchestrator.records import MAX_ROUNDS, TABLE_ROWS, WORKER_ROLES, RouteControls, WorkerSpec
 from orchestrator.settings import DEFAULT_ALLOWED_PROVIDERS, ROUTER_MODES, RouterMode, Settings
@@ -23,7 +24,6 @@ from providers.credentials import (
     secret_env_names,
 )
 from providers.pricing import load_prices
-from tasks.route import DEFAULT_WORKERS, LLM_MODES
 
 
 def test_registry_allow_list_and_price_table_name_the_same_providers():

@@ -121,9 +121,9 @@ def run(
     ignore_unpriced: IgnoreUnpricedOption = False,
 ) -> int:
     """Run one task; exit 0 when it passes, 1 when it completed but failed, 2 on bad input."""
+    from domain.routing import check_router
     from domain.workers import preflight
     from sandbox import get_backend
-    from tasks.route import check_router
 
     settings = get_settings()
     rounds = settings.max_rounds if max_rounds is None else max_rounds
@@ -137,7 +137,7 @@ def run(
         check_router(mode, settings)
     check_budget(max_cost, max_tokens)
     if max_cost is not None and not ignore_unpriced:
-        from tasks.route import refuse_unpriced
+        from domain.routing import refuse_unpriced
 
         refuse_unpriced(workers, mode or "", [task.workflow], settings)
     backend = get_backend(sandbox, settings)
