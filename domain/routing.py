@@ -383,7 +383,7 @@ def router_messages(task: Task, mode: str, settings: Settings) -> list[Message]:
             "Roles: solver (writes a candidate), critic (reviews a candidate; the solver revises), "
             "verifier (checks the final answer), retriever (fetches context for rag_qa).",
             "Available workers (provider:model): " + (", ".join(menu) or "none"),
-            "Tools: python_sandbox (run Python), rag (retrieve from documents). max_rounds is 1 to 4.",
+            f"Tools: python_sandbox (run Python), rag (retrieve from documents). max_rounds is {MIN_ROUNDS} to {MAX_ROUNDS}.",
             'Answer format: {"workflow": "...", "workers": [{"provider": "...", "model": "...", "role": "solver"}], '
             '"tools": {"python_sandbox": false, "rag": false}, "controls": {"use_debate": false, "max_rounds": 2}}',
         ]

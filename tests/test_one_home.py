@@ -95,3 +95,14 @@ def test_router_modes_roles_and_rounds_derive_from_one_declaration():
 
 def test_every_table_is_known_on_import():
     assert traces.TABLES == TABLE_ROWS
+
+
+def test_the_cli_rounds_check_is_the_rounds_type():
+    from orchestrator.cli.options import check_rounds
+    from orchestrator.errors import UserInputError
+    from orchestrator.records import MIN_ROUNDS
+
+    assert check_rounds(MIN_ROUNDS) == MIN_ROUNDS and check_rounds(MAX_ROUNDS) == MAX_ROUNDS
+    for outside in (MIN_ROUNDS - 1, MAX_ROUNDS + 1):
+        with pytest.raises(UserInputError, match=f"between {MIN_ROUNDS} and {MAX_ROUNDS}"):
+            check_rounds(outside)

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from orchestrator.records import MAX_ROUNDS, MIN_ROUNDS
 from orchestrator.settings import get_settings
 from orchestrator.traces import TraceStore
 
@@ -13,6 +14,19 @@ TracesOption = Annotated[
     str | None,
     typer.Option("--traces", help="Trace store: a folder or s3://bucket/prefix (default ORCH_TRACES_DIR or ./traces)."),
 ]
+
+MaxRoundsOption = Annotated[
+    int | None, typer.Option(help=f"Rounds of fix ({MIN_ROUNDS}..{MAX_ROUNDS}; default ORCH_MAX_ROUNDS).")
+]
+
+
+def check_rounds(rounds: int) -> int:
+    """``--max-rounds`` within the bounds of the Rounds type (orchestrator.records), else one clear line."""
+    from orchestrator.errors import UserInputError
+
+    if not MIN_ROUNDS <= rounds <= MAX_ROUNDS:
+        raise UserInputError(f"--max-rounds {rounds}: must be between {MIN_ROUNDS} and {MAX_ROUNDS}")
+    return rounds
 
 
 CacheOption = Annotated[

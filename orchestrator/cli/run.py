@@ -15,9 +15,11 @@ from orchestrator.cli.options import (
     CacheOption,
     IgnoreUnpricedOption,
     MaxCostOption,
+    MaxRoundsOption,
     MaxTokensOption,
     TracesOption,
     check_budget,
+    check_rounds,
 )
 from orchestrator.errors import UserInputError
 from orchestrator.records import RunSummary, WorkerSpec
@@ -112,7 +114,7 @@ def run(
         typer.Option(help="cost-first | quality-first | learned | hint (default ORCH_ROUTER_MODE); picks the workers."),
     ] = None,
     sandbox: Annotated[str, typer.Option(help="auto | local | docker")] = "auto",
-    max_rounds: Annotated[int | None, typer.Option(help="Rounds of fix (1..4).")] = None,
+    max_rounds: MaxRoundsOption = None,
     traces: TracesOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
     cache: CacheOption = None,
@@ -126,9 +128,7 @@ def run(
     from sandbox import get_backend
 
     settings = get_settings()
-    rounds = settings.max_rounds if max_rounds is None else max_rounds
-    if not 1 <= rounds <= 4:
-        raise UserInputError(f"--max-rounds {rounds}: must be between 1 and 4")
+    rounds = check_rounds(settings.max_rounds if max_rounds is None else max_rounds)
     task = load_task(task_dir, require_tests=False)  # a coding task without tests gets generated ones
     workers, mode = choose_workers(settings, provider, model, replay, worker, router)
     if mode is None:

@@ -18,8 +18,10 @@ from orchestrator.cli.options import (
     CacheOption,
     IgnoreUnpricedOption,
     MaxCostOption,
+    MaxRoundsOption,
     MaxTokensOption,
     TracesOption,
+    check_rounds,
     open_store,
 )
 from orchestrator.cli.run import choose_workers
@@ -112,7 +114,7 @@ def sweep(
     ] = None,
     router: Annotated[str | None, typer.Option(help="Router mode, when no worker option is given.")] = None,
     sandbox: Annotated[str, typer.Option(help="auto | local | docker")] = "auto",
-    max_rounds: Annotated[int | None, typer.Option(help="Rounds of fix (1..4).")] = None,
+    max_rounds: MaxRoundsOption = None,
     samples: Annotated[int, typer.Option(help="Runs per task; more than one gives pass@k.")] = 1,
     workflow: Annotated[
         list[str] | None, typer.Option(help="Only tasks of this workflow (repeatable).")
@@ -160,7 +162,7 @@ def sweep(
                 "concurrency": concurrency,
                 "samples": samples,
                 "name": name,
-                "max_rounds": settings.max_rounds if max_rounds is None else max_rounds,
+                "max_rounds": check_rounds(settings.max_rounds if max_rounds is None else max_rounds),
                 "sweep_id": sweep_id,
                 "traces_dir": str(store.root),
                 "executor": executor,
