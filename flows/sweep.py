@@ -42,6 +42,7 @@ from domain.sweep_ledger import (
     ledger_row,
     orphan_runs,
     run_row,
+    spent_by_sweep,
     sweeps,
 )
 from domain.sweep_plan import WorkItem, select_tasks, sweep_name, work_items
@@ -349,12 +350,13 @@ def sweep_flow(params: SweepParams) -> SweepReport:
     keep = ("completed",) if params.retry_errors else DONE
     done = {(r["task_id"], r["sample"]) for r in record if r["status"] in keep}
     todo = _adopt_orphans(store, sweep_id, [i for i in items if (i.task_id, i.sample) not in done])
-    spent = [_run_usage(r) for r in record if r["status"] in DONE]
+    spent = [_run_usage(r) for r in record if r["status"] in DONE]  # what one run costs, on average
+    tokens_so_far, cost_so_far = spent_by_sweep(store, sweep_id)
     budget = Budget(
         max_cost_usd=params.max_cost,
         max_tokens=params.max_tokens,
         ignore_unpriced=params.ignore_unpriced,
-        already_spent=Usage(tokens=sum(u.tokens for u in spent), cost_usd=sum(u.cost_usd for u in spent)),
+        already_spent=Usage(tokens=tokens_so_far, cost_usd=cost_so_far),
     )
     logger.info(
         "sweep %s (%s): %d task(s) × %d sample(s); %d already finished, %d to run, %d at a time",
