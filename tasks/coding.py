@@ -12,7 +12,7 @@ from orchestrator.settings import get_settings
 from orchestrator.taskspec import Task
 from orchestrator.traces import TraceStore
 from sandbox import SandboxBackend, get_backend
-from sandbox.pytest_runner import run_pytest
+from sandbox.suites import run_suites
 from tasks.question import ask_solver
 
 OUTPUT_EXCERPT_CHARS = 4000
@@ -38,11 +38,11 @@ class TestRun(BaseModel):
     cases: list[TestCase]
 
 
-def run_suite(
-    backend: SandboxBackend, task: Task, files: dict[str, str], tests: dict[str, str]
-) -> tuple[ExecResult, TestReport]:
-    """``tests`` against ``files`` as the task asks: its entry is the candidate, its limits, its verdict mode."""
-    return run_pytest(backend, files, tests, task.spec.limits, entry=task.spec.entry, mode=task.spec.verdict)
+def run_task_suites(
+    backend: SandboxBackend, task: Task, files: dict[str, str], suites: dict[str, dict[str, str]]
+) -> dict[str, tuple[ExecResult, TestReport]]:
+    """The suites against ``files`` as the task asks: its entry is the candidate, its limits, its verdict mode."""
+    return run_suites(backend, files, suites, task.spec.limits, entry=task.spec.entry, mode=task.spec.verdict)
 
 
 def _entry_name(task: Task) -> str | None:
@@ -55,7 +55,7 @@ def _entry_name(task: Task) -> str | None:
 
 @task(name="write-code", cache_policy=NO_CACHE)
 def write_code(
-    spec: Task,
+    task: Task,
     workers: list[WorkerSpec],
     messages: list[Message],
     run_id: str,
@@ -64,9 +64,9 @@ def write_code(
     traces_dir: str,
 ) -> CodeDraft:
     """Ask the model (falling back along ``workers``) for the entry file: a solver turn, then its code."""
-    reply = ask_solver.fn(spec, workers, messages, run_id, candidate_id, purpose, traces_dir, get_settings().temperature)
+    reply = ask_solver.fn(task, workers, messages, run_id, candidate_id, purpose, traces_dir, get_settings().temperature)
     return CodeDraft(
-        code=extract_code(reply.text, _entry_name(spec)),
+        code=extract_code(reply.text, _entry_name(task)),
         messages=[*messages, Message(role="assistant", content=reply.text)],
         worker=reply.worker,
         prompt_tokens=reply.prompt_tokens,
@@ -77,44 +77,49 @@ def write_code(
 
 @task(name="run-tests", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2)
 def run_tests(
-    spec: Task,
+    task: Task,
     code: str,
-    suite: str,
+    suites: list[str],
     sandbox: str,
     run_id: str,
     candidate_id: str,
     worker: str,
     round_number: int,
     traces_dir: str,
-) -> TestRun:
-    """Run one test suite (visible or hidden) against ``code``; the verdict comes from pytest's report.
+) -> list[TestRun]:
+    """Run the test suites (``visible``, ``hidden``) against ``code`` in one sandbox session; one
+    attempt per suite, in that order, each verdict from pytest's report, taken as the task's
+    ``verdict`` mode says.
 
     Retried once by Prefect: a failure here is the sandbox failing to start, not the tests failing.
     """
     settings = get_settings()
     backend = get_backend(sandbox, settings)
-    files = {**spec.starter_files(), spec.spec.entry: code}
-    tests = spec.visible_tests() if suite == "visible" else spec.hidden_tests()
-    result, report = run_suite(backend, spec, files, tests)
-    output = (result.stdout + ("\n" + result.stderr if result.stderr.strip() else "")).strip()
-    row = AttemptRow(
-        run_id=run_id,
-        candidate_id=candidate_id,
-        worker=worker,
-        round=round_number,
-        code=code,
-        sandbox=result.backend or backend.name,
-        suite=suite,
-        exit_code=result.exit_code,
-        report_found=report.report_found,
-        passed=report.all_passed,
-        tests_passed=report.passed,
-        tests_failed=report.failed,
-        tests_errors=report.errors,
-        duration_s=result.duration_s,
-        timed_out=result.timed_out,
-        killed=result.killed,
-        output_excerpt=output[-OUTPUT_EXCERPT_CHARS:],
-    )
-    TraceStore(traces_dir).write("attempts", [row])
-    return TestRun(attempt=row, cases=report.cases)
+    files = {**task.starter_files(), task.spec.entry: code}
+    tests = {name: task.visible_tests() if name == "visible" else task.hidden_tests() for name in suites}
+    outcomes = run_task_suites(backend, task, files, tests)
+    rows, cases = [], []
+    for suite, (result, report) in outcomes.items():
+        output = (result.stdout + ("\n" + result.stderr if result.stderr.strip() else "")).strip()
+        rows.append(AttemptRow(
+            run_id=run_id,
+            candidate_id=candidate_id,
+            worker=worker,
+            round=round_number,
+            code=code,
+            sandbox=result.backend or backend.name,
+            suite=suite,
+            exit_code=result.exit_code,
+            report_found=report.report_found,
+            passed=report.all_passed,
+            tests_passed=report.passed,
+            tests_failed=report.failed,
+            tests_errors=report.errors,
+            duration_s=result.duration_s,
+            timed_out=result.timed_out,
+            killed=result.killed,
+            output_excerpt=output[-OUTPUT_EXCERPT_CHARS:],
+        ))
+        cases.append(report.cases)
+    TraceStore(traces_dir).write("attempts", rows)
+    return [TestRun(attempt=row, cases=outcome) for row, outcome in zip(rows, cases, strict=True)]

@@ -37,7 +37,7 @@ from orchestrator.settings import get_settings
 from orchestrator.taskspec import Task
 from orchestrator.traces import TraceStore
 from sandbox import SandboxBackend, get_backend
-from tasks.coding import run_suite
+from tasks.coding import run_task_suites
 from tasks.logs import run_logger
 from tasks.model_call import AllWorkersFailed, CallContext, call_model
 
@@ -191,7 +191,7 @@ def check_generated(code: str, spec: Task, backend: SandboxBackend) -> Checked:
         code, names = salvaged, collected_tests(salvaged)
     if not names:
         return Checked(accepted_code=None, problem="the file has no test functions (def test_...)")
-    result, report = run_suite(backend, spec, spec.starter_files(), {GENERATED_FILE: code})
+    result, report = run_task_suites(backend, spec, spec.starter_files(), {"visible": {GENERATED_FILE: code}})["visible"]
     cases = report.cases
     if not report.report_found:
         tail = (result.stdout + result.stderr).strip()[-800:]

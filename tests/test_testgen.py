@@ -14,7 +14,7 @@ from orchestrator.taskspec import load_task
 from orchestrator.traces import TraceStore
 from sandbox import get_backend
 from sandbox.pytest_runner import parse_junit
-from tasks.coding import run_suite
+from tasks.coding import run_task_suites
 from tasks.testgen import (
     TaskWithGeneratedTests,
     check_generated,
@@ -184,7 +184,7 @@ def test_no_usable_suite_fails_the_run_with_one_clear_line(cli, tmp_path, traces
 def with_outcomes(task, candidate: CandidateResult, backend) -> CandidateResult:
     """The candidate with its per-test outcomes, as the test round leaves them."""
     files = {**task.starter_files(), task.spec.entry: candidate.output}
-    _, report = run_suite(backend, task, files, task.visible_tests())
+    _, report = run_task_suites(backend, task, files, {"visible": task.visible_tests()})["visible"]
     return candidate.model_copy(update={"test_cases": report.cases})
 
 
