@@ -13,17 +13,12 @@ parse_worker = WorkerSpec.parse
 
 
 def rejection_reason(worker: WorkerSpec, settings: Settings) -> str | None:
-    """Why a worker is not allowed, or None when it is."""
+    """Why a worker's provider is not allowed, or None when it is."""
     if worker.provider not in provider_names():
         return f"unknown provider {worker.provider!r}; choose one of: {', '.join(provider_names())}"
     if worker.provider not in settings.allowed_providers:
         return f"provider {worker.provider!r} is not in the allow-list ({', '.join(settings.allowed_providers)})"
-    if worker.provider == "ollama" and worker.model not in settings.allowed_ollama_models:
-        return (
-            f"ollama model {worker.model!r} is not allowed ({', '.join(settings.allowed_ollama_models)}); "
-            "set ORCH_ALLOWED_OLLAMA_MODELS to allow it"
-        )
-    return None
+    return None  # a provider's own model rules (Ollama's allow-list) are its check_model, run by preflight
 
 
 def preflight(workers: list[WorkerSpec], settings: Settings) -> None:

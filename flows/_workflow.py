@@ -15,13 +15,13 @@ from typing import Any
 from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from domain.routing import refuse_unpriced
 from flows.runner import PrefectRunner, Runner
 from orchestrator.budget import Budget
 from orchestrator.records import Rounds, RunRequest, RunSummary, SandboxName, WorkerSpec
 from orchestrator.settings import RouterMode, get_settings
 from orchestrator.taskspec import load_task
 from tasks.call_scope import RunScope, has_scope, scoped
-from tasks.route import refuse_unpriced
 
 WorkflowRun = Callable[[RunRequest, Runner], RunSummary]
 

@@ -14,6 +14,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from domain.judging import judge_workers_for
 from domain.prompts import fix_messages, solve_messages
 from flows.runner import Runner
 from orchestrator.records import (
@@ -23,6 +24,7 @@ from orchestrator.records import (
     RouteDecision,
     RunRequest,
     RunSummary,
+    TestCase,
     Usage,
     VerdictRow,
     WorkerSpec,
@@ -34,7 +36,7 @@ from orchestrator.taskspec import Task
 from sandbox import get_backend
 from tasks.coding import CodeDraft, run_tests, write_code
 from tasks.debate import Critique, critique, revise_messages
-from tasks.judge import judge_task, judge_workers_for
+from tasks.judge import judge_task
 from tasks.load import load_task_folder
 from tasks.logs import run_logger
 from tasks.route import route_task
@@ -69,6 +71,7 @@ class Candidate(Usage):
     last: AttemptRow | None = None
     final: AttemptRow | None = None
     attempts: list[AttemptRow] = Field(default_factory=list)  # every suite run, in order (a transcript's rows)
+    cases: dict[str, list[TestCase]] = Field(default_factory=dict)  # attempt id -> every test's outcome
     error: str | None = None
 
     def add_draft(self, draft: CodeDraft) -> None:
@@ -87,6 +90,7 @@ class Candidate(Usage):
             tests_failed=verdict.tests_failed if verdict else 0,
             tests_errors=verdict.tests_errors if verdict else 0,
             suite=verdict.suite if verdict else "none",
+            test_cases=self.cases.get(verdict.attempt_id, []) if verdict else [],
             prompt_tokens=self.prompt_tokens,
             completion_tokens=self.completion_tokens,
             cost_usd=self.cost_usd,
@@ -145,7 +149,7 @@ def route(state: CodingState, runner: Runner) -> CodingState:
     """Decide the workers, roles and round budget; open one candidate per solver."""
     req = state.request
     state.decision = runner.call(
-        route_task, task=state.task, run_id=state.run_id, traces_dir=state.traces, router=req.router,
+        route_task, spec=state.task, run_id=state.run_id, traces_dir=state.traces, router=req.router,
         workers=req.workers, max_rounds=req.max_rounds,
     )
     solvers = state.routed.by_role("solver") or state.routed.workers[:1]
@@ -161,7 +165,7 @@ def generate_tests(state: CodingState, runner: Runner) -> CodingState:
     """A task without tests gets a checked, generated visible suite (the routed tester writes it)."""
     if not state.task.has_tests and not state.task.has_hidden_tests:
         state.task = runner.call(
-            generate_tests_task, task_=state.task, workers=state.routed.workers, run_id=state.run_id,
+            generate_tests_task, spec=state.task, workers=state.routed.workers, run_id=state.run_id,
             traces_dir=state.traces, sandbox=state.sandbox,
         )
     return state
@@ -253,8 +257,8 @@ def final_verdict(state: CodingState, runner: Runner) -> CodingState:
     state.results = [c.result() for c in state.candidates]
     if isinstance(state.task, TaskWithGeneratedTests):
         review = runner.call(
-            review_generated_tests, task_=state.task, candidates=state.results, sandbox=state.sandbox,
-            run_id=state.run_id, traces_dir=state.traces,
+            review_generated_tests, spec=state.task, candidates=state.results, run_id=state.run_id,
+            traces_dir=state.traces,
         )
         state.results = [
             r.model_copy(update={"passed": review.passes_trusted[r.candidate_id]})
@@ -267,7 +271,7 @@ def final_verdict(state: CodingState, runner: Runner) -> CodingState:
 def judge(state: CodingState, runner: Runner) -> CodingState:
     """Rank the candidates (execution first, then the rubric judge when one is configured)."""
     state.verdicts = runner.call(
-        judge_task, task=state.task, candidates=state.results, run_id=state.run_id, traces_dir=state.traces,
+        judge_task, spec=state.task, candidates=state.results, run_id=state.run_id, traces_dir=state.traces,
         judge_workers=judge_workers_for(state.routed.workers, get_settings()), prompt=solve_messages(state.task),
     )
     return state
@@ -299,11 +303,14 @@ def _test(state: CodingState, runner: Runner, cands: list[Candidate], suites: li
              candidate_id=c.candidate_id, worker=c.worker.label, round_number=c.rounds, traces_dir=state.traces)
         for c in cands
     ])
-    for cand, attempts in zip(cands, outcomes, strict=True):
-        if isinstance(attempts, BaseException):
-            raise attempts
-        cand.attempts.extend(attempts)
-    return outcomes
+    attempts_by_candidate = []
+    for cand, runs in zip(cands, outcomes, strict=True):
+        if isinstance(runs, BaseException):
+            raise runs
+        cand.attempts.extend(run.attempt for run in runs)
+        cand.cases.update({run.attempt.attempt_id: run.cases for run in runs})
+        attempts_by_candidate.append([run.attempt for run in runs])
+    return attempts_by_candidate
 
 
 def _feedback(state: CodingState, cand: Candidate) -> str | None:

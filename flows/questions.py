@@ -27,6 +27,7 @@ from domain.answers import (
     parse_answer,
     score_answer,
 )
+from domain.judging import judge_workers_for
 from domain.question_prompts import answer_format, question_messages, tool_output_message
 from domain.rag_index import Hit
 from flows._workflow import workflow_flow
@@ -48,7 +49,7 @@ from orchestrator.taskspec import Task
 from orchestrator.traces import TraceStore
 from sandbox import get_backend
 from tasks.debate import Critique, critique, revise_messages
-from tasks.judge import judge_task, judge_workers_for
+from tasks.judge import judge_task
 from tasks.load import load_task_folder
 from tasks.logs import run_logger
 from tasks.model_call import run_resources
@@ -121,13 +122,13 @@ def _answer(request: RunRequest, runner: Runner, *, rag: bool, python_tool: bool
     samples = settings.samples
     task = runner.call(load_task_folder, task_dir=request.task_dir, require_tests=False)
     decision = runner.call(
-        route_task, task=task, run_id=run_id, traces_dir=traces, router=request.router, workers=request.workers,
+        route_task, spec=task, run_id=run_id, traces_dir=traces, router=request.router, workers=request.workers,
         max_rounds=request.max_rounds,
     )
     use_python = python_tool and decision.tools.python_sandbox
     setup = Setup(
         task=task, run_id=run_id, traces=traces, decision=decision,
-        hits=runner.call(retrieve, task_=task, run_id=run_id, traces_dir=traces).hits if rag else None,
+        hits=runner.call(retrieve, spec=task, run_id=run_id, traces_dir=traces).hits if rag else None,
         python_tool=use_python,
         sandbox=get_backend(request.sandbox, settings).name if use_python else None,
         temperature=max(settings.temperature, SAMPLE_TEMPERATURE) if samples > 1 else settings.temperature,
@@ -150,7 +151,7 @@ def _answer(request: RunRequest, runner: Runner, *, rag: bool, python_tool: bool
 
     results = [candidate_result(c, setup) for c in candidates]
     verdicts = runner.call(
-        judge_task, task=task, candidates=results, run_id=run_id, traces_dir=traces,
+        judge_task, spec=task, candidates=results, run_id=run_id, traces_dir=traces,
         judge_workers=judge_workers_for(decision.workers, settings), prompt=opening,
     )
     ranked = [r for v in verdicts for r in results if r.candidate_id == v.candidate_id]
@@ -171,7 +172,7 @@ def converse(candidates: list[QCandidate], setup: Setup, runner: Runner, purpose
     active = [c for c in candidates if c.error is None]
     while active:
         replies = runner.map(ask_solver, [
-            dict(task_=task, workers=c.fallbacks, messages=c.history, run_id=run_id, candidate_id=c.candidate_id,
+            dict(spec=task, workers=c.fallbacks, messages=c.history, run_id=run_id, candidate_id=c.candidate_id,
                  purpose=purpose, traces_dir=traces, temperature=setup.temperature,
                  seed=c.sample if setup.temperature > 0 else None)
             for c in active
@@ -250,7 +251,7 @@ def check(candidates: list[QCandidate], setup: Setup, runner: Runner) -> None:
     for cand in answered:
         cand.parsed = parse_answer(cand.reply)
         cand.correct = score_answer(cand.parsed.answer, task.spec)
-    common = dict(task_=task, verifiers=verifiers, run_id=setup.run_id, traces_dir=setup.traces)
+    common = dict(spec=task, verifiers=verifiers, run_id=setup.run_id, traces_dir=setup.traces)
     outcomes = (
         runner.map(verify_citations, [
             dict(common, reply=c.reply, hits=setup.hits, candidate_id=c.candidate_id) for c in answered

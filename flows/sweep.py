@@ -33,6 +33,7 @@ from prefect.deployments import run_deployment
 from prefect.runtime import flow_run as current_flow_run
 from pydantic import BaseModel, Field, field_validator
 
+from domain.routing import check_router, refuse_unpriced
 from domain.sweep_chart import history_chart
 from domain.sweep_ledger import (
     DONE,
@@ -68,7 +69,6 @@ from orchestrator.taskspec import Workflow
 from orchestrator.traces import TraceStore, absolute_root
 from sandbox import get_backend
 from tasks.call_scope import RunScope, scoped
-from tasks.route import check_router, refuse_unpriced
 
 RETRY_NEEDS_SWEEP = "--retry-errors reruns the errored runs of a sweep: give --sweep-id or --resume"
 

@@ -7,10 +7,11 @@ onto a Parquet column set; nested data is stored as JSON text.
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from datetime import UTC, datetime
-from typing import Annotated, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from orchestrator.errors import UserInputError
 
@@ -151,8 +152,30 @@ class ExecResult(BaseModel):
     backend: str = ""
 
 
+CaseOutcome = Literal["passed", "failed", "error", "skipped"]
+
+
+class TestCase(BaseModel):
+    """One test's outcome, as JUnit reports it: error (collection, setup) over failed over skipped."""
+
+    __test__ = False
+
+    name: str  # the test function, with a parametrize id when there is one: test_x[1-2]
+    outcome: CaseOutcome
+    message: str = ""  # the failure's one line (one line, at most 500 characters)
+
+    @field_validator("message")
+    @classmethod
+    def _one_line(cls, value: str) -> str:
+        return " ".join(value.split())[:500]
+
+    @property
+    def function(self) -> str:
+        return self.name.split("[", 1)[0]
+
+
 class TestReport(BaseModel):
-    """Test counts read from the pytest report the sandbox collected (never from the exit code)."""
+    """Test outcomes read from the pytest report the sandbox collected (never from the exit code)."""
 
     __test__ = False  # not a pytest test class
 
@@ -161,10 +184,18 @@ class TestReport(BaseModel):
     failed: int = 0
     errors: int = 0
     skipped: int = 0
+    cases: list[TestCase] = Field(default_factory=list)  # per test, in the order pytest ran them
     #: How the verdict was taken (docs/sandbox.md): ``isolated`` = the tests in a trusted process,
     #: the candidate in another, out of reach of the report; ``in_process`` = pytest imported the
     #: candidate (a task's explicit choice, or a sandbox that cannot isolate), forgeable from inside.
     verdict_mode: Literal["isolated", "in_process"] = "in_process"
+
+    @classmethod
+    def of_cases(cls, cases: list[TestCase], **fields: Any) -> TestReport:
+        """The report of these cases, counted."""
+        count = Counter(case.outcome for case in cases)
+        return cls(passed=count["passed"], failed=count["failed"], errors=count["error"],
+                   skipped=count["skipped"], cases=cases, **fields)  # fmt: skip
 
     @property
     def total(self) -> int:
@@ -264,6 +295,8 @@ class CandidateResult(BaseModel):
     tests_failed: int = 0
     tests_errors: int = 0
     suite: str = "none"
+    #: every test's outcome in the verdict's run (coding), so a review need not run the suite again
+    test_cases: list[TestCase] = Field(default_factory=list)
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float | None = None
@@ -311,7 +344,7 @@ class RouteControls(BaseModel):
 class RouteDecision(BaseModel):
     """Which workflow, which workers in which roles, and which tools and controls a task runs with.
 
-    Always valid: tasks/route.py builds it only from allow-listed parts, whatever a router said.
+    Always valid: domain/routing.py builds it only from allow-listed parts, whatever a router said.
     ``router`` names who decided: explicit | hint | learned | cost-first | quality-first.
     """
 

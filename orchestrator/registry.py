@@ -39,6 +39,14 @@ class Registry(Generic[T]):
     def names(self) -> list[str]:
         return sorted({*self._factories, *self._modules})
 
+    def module_of(self, name: str) -> str:
+        """The module that implements ``name`` (a lazy entry's, else its factory's), for its declarations."""
+        if name in self._modules:
+            return self._modules[name]
+        if name in self._factories:
+            return self._factories[name].__module__
+        raise UserInputError(f"unknown {self.kind} {name!r}; choose one of: {', '.join(self.names())}")
+
     def __contains__(self, name: object) -> bool:
         return name in self._factories or name in self._modules
 

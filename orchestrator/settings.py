@@ -1,4 +1,4 @@
-"""Settings from the environment (prefix ``ORCH_``), with provider keys under their usual names."""
+"""Settings from the environment (prefix ``ORCH_``); provider keys and endpoints: providers/credentials.py."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal, get_args
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from orchestrator.errors import ConfigurationError
@@ -17,10 +17,6 @@ DEFAULT_ALLOWED_OLLAMA_MODELS = ("llama3.2:latest", "qwen2.5:7b", "llama3:latest
 
 RouterMode = Literal["cost-first", "quality-first", "learned", "hint"]
 ROUTER_MODES: tuple[str, ...] = get_args(RouterMode)
-
-
-def _alias(*names: str) -> AliasChoices:
-    return AliasChoices(*names)
 
 
 _EXPIRY_UNITS = {"s": 1, "m": 60, "h": 3600, "D": 86_400, "W": 7 * 86_400, "M": 30 * 86_400, "Y": 365 * 86_400}
@@ -103,23 +99,12 @@ class Settings(BaseSettings):
     cooldown_window_s: float = Field(default=60.0, gt=0)
     cooldown_s: float = Field(default=5.0, ge=0)  # at least this long; a longer Retry-After wins
 
-    # provider credentials and endpoints, under the names users already have. Every SecretStr field is
-    # a secret (redacted, kept from sandboxes); a provider's key field is ``<provider>_api_key``.
-    openai_api_key: SecretStr | None = Field(default=None, validation_alias=_alias("OPENAI_API_KEY"))
-    openai_base_url: str | None = Field(default=None, validation_alias=_alias("ORCH_OPENAI_BASE_URL", "OPENAI_BASE_URL"))
-    anthropic_api_key: SecretStr | None = Field(default=None, validation_alias=_alias("ANTHROPIC_API_KEY"))
-    anthropic_base_url: str | None = Field(
-        default=None, validation_alias=_alias("ORCH_ANTHROPIC_BASE_URL", "ANTHROPIC_BASE_URL")
-    )
-    gemini_api_key: SecretStr | None = Field(
-        default=None, validation_alias=_alias("GEMINI_API_KEY", "GOOGLE_API_KEY")
-    )
-    gemini_base_url: str | None = Field(default=None, validation_alias=_alias("ORCH_GEMINI_BASE_URL"))
-    groq_api_key: SecretStr | None = Field(default=None, validation_alias=_alias("GROQ_API_KEY"))
-    groq_base_url: str | None = Field(default=None, validation_alias=_alias("ORCH_GROQ_BASE_URL", "GROQ_BASE_URL"))
-    ollama_host: str = Field(default="http://127.0.0.1:11434", validation_alias=_alias("OLLAMA_HOST", "ORCH_OLLAMA_HOST"))
+    # provider credentials and endpoints: each provider module declares the variables it reads
+    # (OPENAI_API_KEY, OLLAMA_HOST, ...; providers/credentials.py); these, by provider, win over them.
+    api_keys: dict[str, SecretStr] = Field(default_factory=dict)
+    base_urls: dict[str, str] = Field(default_factory=dict)
 
-    # routing and judging (tasks/route.py, domain/router_learned.py, tasks/judge.py)
+    # routing and judging (domain/routing.py, domain/router_learned.py, domain/judging.py)
     router_worker: str | None = None  # PROVIDER:MODEL of the LLM router; unset: the default provider/model
     learned_router_path: Path | None = None  # unset: <cache_dir>/router/learned_router.json
     learned_router_neighbours: int = Field(default=5, ge=1, le=100)
@@ -143,30 +128,6 @@ class Settings(BaseSettings):
         return self.cache_path or self.cache_dir / "calls.sqlite"
 
 
-def _env_names(field: str) -> tuple[str, ...]:
-    alias = Settings.model_fields[field].validation_alias
-    return tuple(str(a) for a in alias.choices) if isinstance(alias, AliasChoices) else (f"ORCH_{field.upper()}",)
-
-
-#: Settings fields that hold secrets (derived from their type, so a new key field is one line above).
-SECRET_FIELDS: tuple[str, ...] = tuple(
-    name for name, info in Settings.model_fields.items() if SecretStr in get_args(info.annotation)
-)
-#: Environment variables whose values are secrets: never copied into a sandbox, a trace or a log.
-SECRET_ENV_NAMES: tuple[str, ...] = tuple(env for field in SECRET_FIELDS for env in _env_names(field))
-
-
-def _key_env(field: str) -> str:
-    first, *others = _env_names(field)
-    return f"{first} (or {', '.join(others)})" if others else first
-
-
-#: provider -> the variable(s) a user sets for its key, as error messages name them.
-KEY_ENV: dict[str, str] = {
-    field.removesuffix("_api_key"): _key_env(field) for field in SECRET_FIELDS if field.endswith("_api_key")
-}
-
-
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     try:
@@ -183,21 +144,3 @@ def get_settings() -> Settings:
 def traces_root(traces_dir: str | None, settings: Settings | None = None) -> str:
     """The trace store a run writes to: the one it names, else ``ORCH_TRACES_DIR``."""
     return traces_dir or (settings or get_settings()).traces_dir
-
-
-def secret_values(settings: Settings | None = None) -> list[str]:
-    """The secret strings currently configured, for redaction."""
-    settings = settings or get_settings()
-    values = []
-    for name in SECRET_FIELDS:
-        value = getattr(settings, name)
-        if value is not None and value.get_secret_value():
-            values.append(value.get_secret_value())
-    return values
-
-
-def redact(text: str, settings: Settings | None = None) -> str:
-    for secret in secret_values(settings):
-        if len(secret) >= 4:
-            text = text.replace(secret, "***")
-    return text

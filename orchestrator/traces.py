@@ -57,10 +57,6 @@ _DUCKDB_TYPES = {
 TABLES: dict[str, type[BaseModel]] = dict(records.TABLE_ROWS)
 
 
-def register_table(name: str, row_model: type[BaseModel]) -> None:
-    TABLES[name] = row_model
-
-
 def _arrow_type(annotation: Any) -> pa.DataType:
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, types.UnionType):

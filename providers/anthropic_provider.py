@@ -6,12 +6,13 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-import anthropic
-
 from orchestrator.records import Completion, Message
 from orchestrator.settings import Settings
 from providers.base import PROVIDERS
+from providers.credentials import ProviderEnv, base_url
 from providers.sdk_support import Failures, generation_params, require_key
+
+ENV = ProviderEnv(key=("ANTHROPIC_API_KEY",), base_url=("ORCH_ANTHROPIC_BASE_URL", "ANTHROPIC_BASE_URL"))
 
 
 def split_system(messages: Sequence[Message]) -> tuple[str | None, list[Any]]:
@@ -25,11 +26,15 @@ class AnthropicProvider:
     name = "anthropic"
 
     def __init__(self, settings: Settings, *, api_key: str) -> None:
+        import anthropic  # here, not above: reading this module's ENV costs no SDK import
+
+        self.sdk = anthropic
         self.settings = settings
-        self.failures = Failures(self.name, settings, settings.anthropic_base_url)
+        endpoint = base_url(self.name, settings)
+        self.failures = Failures(self.name, settings, endpoint)
         self.client = anthropic.Anthropic(
             api_key=api_key,
-            base_url=settings.anthropic_base_url,
+            base_url=endpoint,
             timeout=settings.call_timeout_s,
             max_retries=0,  # providers.calling owns the one retry loop
         )
@@ -42,12 +47,12 @@ class AnthropicProvider:
         temperature = params.get("temperature")
         extra_body = {"temperature": float(temperature)} if temperature is not None else None
         started = time.perf_counter()
-        with self.failures.translating(lambda exc: self.failures.from_stainless(exc, anthropic, model=model)):
+        with self.failures.translating(lambda exc: self.failures.from_stainless(exc, self.sdk, model=model)):
             response = self.client.messages.create(
                 model=model,
                 messages=turns,
                 max_tokens=max_tokens,
-                system=system if system else anthropic.omit,
+                system=system if system else self.sdk.omit,
                 extra_body=extra_body,
             )
         latency = time.perf_counter() - started

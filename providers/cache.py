@@ -26,6 +26,7 @@ from pydantic import BaseModel
 from orchestrator.errors import ConfigurationError
 from orchestrator.records import Completion, Message
 from orchestrator.settings import Settings, parse_expiry
+from providers.credentials import base_url
 
 #: Parameters that shape the answer; anything else the caller passes (task_id) is routing, not generation.
 GENERATION_PARAMS = ("max_tokens", "temperature", "seed", "top_p", "stop")
@@ -44,13 +45,10 @@ CREATE TABLE IF NOT EXISTS entries (
 
 
 def endpoint_of(provider: str, settings: Settings) -> str | None:
-    """Where a provider's calls go: its base URL setting (a local model: its file), else None."""
-    if provider == "ollama":
-        return settings.ollama_host
+    """Where a provider's calls go: its base URL (a local model: its file), else None."""
     if provider == "local":
         return str(settings.model_path) if settings.model_path else None
-    value = getattr(settings, f"{provider}_base_url", None)
-    return str(value) if value else None
+    return base_url(provider, settings)
 
 
 def key_params(params: Mapping[str, Any], settings: Settings) -> dict[str, Any]:

@@ -8,15 +8,12 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Sequence
-from typing import Any
-
-from google import genai
-from google.genai import errors as genai_errors
-from google.genai import types
+from typing import TYPE_CHECKING, Any
 
 from orchestrator.records import Completion, Message
-from orchestrator.settings import KEY_ENV, Settings
+from orchestrator.settings import Settings
 from providers.base import PROVIDERS, ProviderError
+from providers.credentials import ProviderEnv, base_url, key_env_label
 from providers.sdk_support import (
     Failures,
     error_detail,
@@ -25,12 +22,19 @@ from providers.sdk_support import (
     retry_after_s,
 )
 
+if TYPE_CHECKING:
+    from google.genai import types
+
+ENV = ProviderEnv(key=("GEMINI_API_KEY", "GOOGLE_API_KEY"), base_url=("ORCH_GEMINI_BASE_URL",))
+
 _ROLES = {"user": "user", "assistant": "model"}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
 
 
 def to_contents(messages: Sequence[Message]) -> tuple[str | None, list[types.Content]]:
     """System messages become the system instruction; the turns become user/model contents."""
+    from google.genai import types  # the SDK loads on first use: reading ENV costs no import
+
     system = "\n\n".join(m.content for m in messages if m.role == "system")
     contents = [
         types.Content(role=_ROLES[m.role], parts=[types.Part(text=m.content)])
@@ -65,25 +69,30 @@ class GeminiProvider:
     name = "gemini"
 
     def __init__(self, settings: Settings, *, api_key: str) -> None:
+        from google import genai
+        from google.genai import errors, types
+
+        self.errors, self.types = errors, types
         self.settings = settings
-        self.failures = Failures(self.name, settings, settings.gemini_base_url)
+        endpoint = base_url(self.name, settings)
+        self.failures = Failures(self.name, settings, endpoint)
         self.client = genai.Client(
             api_key=api_key,
             vertexai=False,  # the Gemini Developer API, whatever GOOGLE_GENAI_USE_VERTEXAI says
             http_options=types.HttpOptions(
-                base_url=settings.gemini_base_url,
+                base_url=endpoint,
                 timeout=int(settings.call_timeout_s * 1000),  # milliseconds
                 retry_options=types.HttpRetryOptions(attempts=1),  # providers.calling owns the retry loop
             ),
         )
 
     def _translate(self, exc: Exception, model: str) -> ProviderError | None:
-        if isinstance(exc, genai_errors.APIError):
+        if isinstance(exc, self.errors.APIError):
             headers = getattr(exc.response, "headers", None)
             if exc.code == 400 and "API_KEY_INVALID" in _reasons(exc.details):
                 # Google answers a bad key with 400 INVALID_ARGUMENT, not 401.
                 return self.failures.permanent(
-                    "auth", f"HTTP 400 API_KEY_INVALID: {exc.message}; check {KEY_ENV['gemini']}"
+                    "auth", f"HTTP 400 API_KEY_INVALID: {exc.message}; check {key_env_label(self.name)}"
                 )
             return self.failures.from_status(
                 exc.code,
@@ -96,7 +105,7 @@ class GeminiProvider:
     def complete(self, messages: Sequence[Message], model: str, **params: Any) -> Completion:
         max_tokens, temperature = generation_params(self.settings, params)
         system, contents = to_contents(messages)
-        config = types.GenerateContentConfig(
+        config = self.types.GenerateContentConfig(
             system_instruction=system, max_output_tokens=max_tokens, temperature=temperature
         )
         started = time.perf_counter()

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-import groq
-
 from orchestrator.settings import Settings
 from providers.base import PROVIDERS
+from providers.credentials import ProviderEnv, base_url
 from providers.openai_provider import ChatCompletionsProvider
 from providers.sdk_support import require_key
+
+ENV = ProviderEnv(key=("GROQ_API_KEY",), base_url=("ORCH_GROQ_BASE_URL", "GROQ_BASE_URL"))
 
 
 class GroqProvider(ChatCompletionsProvider):
     name = "groq"
-    sdk = groq
+    sdk_module = "groq"
     client_class = "Groq"
 
     def budget(self, max_tokens: int) -> dict[str, Any]:
@@ -23,4 +24,4 @@ class GroqProvider(ChatCompletionsProvider):
 
 @PROVIDERS.register("groq")
 def _factory(settings: Settings) -> GroqProvider:
-    return GroqProvider(settings, api_key=require_key("groq", settings), base_url=settings.groq_base_url)
+    return GroqProvider(settings, api_key=require_key("groq", settings), base_url=base_url("groq", settings))

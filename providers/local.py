@@ -19,7 +19,11 @@ from typing import Any
 from orchestrator.records import Completion, Message, new_id
 from orchestrator.settings import Settings
 from providers.base import PROVIDERS, PermanentProviderError, TransientProviderError
+from providers.credentials import ProviderEnv
 from providers.model_files import ModelFileError, canonical_name, resolve_model_file
+
+#: no key, no endpoint: the model is a file on this machine (ORCH_MODEL_PATH, or a name it downloads)
+ENV = ProviderEnv()
 
 #: the create_chat_completion arguments a caller may pass through ``params``; others (task_id, ...)
 #: are routing metadata for other providers and are ignored here

@@ -9,23 +9,28 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-import ollama
-
 from orchestrator.errors import ConfigurationError
 from orchestrator.records import Completion, Message
 from orchestrator.settings import Settings
 from providers.base import PROVIDERS, ProviderError
+from providers.credentials import ProviderEnv, base_url
 from providers.sdk_support import Failures, generation_params
+
+ENV = ProviderEnv(base_url=("OLLAMA_HOST", "ORCH_OLLAMA_HOST"), default_base_url="http://127.0.0.1:11434")
 
 
 class OllamaProvider:
     name = "ollama"
 
     def __init__(self, settings: Settings) -> None:
+        import ollama  # here, not above: reading this module's ENV costs no SDK import
+
+        self.sdk = ollama
         self.settings = settings
-        self.failures = Failures(self.name, settings, settings.ollama_host)
+        host = base_url(self.name, settings)
+        self.failures = Failures(self.name, settings, host)
         # The SDK has no retry loop of its own; a timeout of None would wait forever.
-        self.client = ollama.Client(host=settings.ollama_host, timeout=settings.call_timeout_s)
+        self.client = ollama.Client(host=host, timeout=settings.call_timeout_s)
 
     def check_model(self, model: str) -> None:
         """Refuse a model outside the allow-list (domain.workers.preflight calls this before any work)."""
@@ -37,14 +42,14 @@ class OllamaProvider:
             )
 
     def _translate(self, exc: Exception, model: str) -> ProviderError | None:
-        if isinstance(exc, ollama.ResponseError):
+        if isinstance(exc, self.sdk.ResponseError):
             if exc.status_code == 404:
                 return self.failures.permanent(
                     "unknown_model", f"HTTP 404 for model {model!r}: {exc.error}; run `ollama pull {model}`"
                 )
             # The SDK keeps no response headers, so a Retry-After from a proxy is lost here.
             return self.failures.from_status(exc.status_code, str(exc.error), model=model)
-        if isinstance(exc, ollama.RequestError):
+        if isinstance(exc, self.sdk.RequestError):
             return self.failures.permanent("bad_request", str(exc.error))
         return self.failures.from_transport(exc)
 

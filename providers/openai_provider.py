@@ -6,16 +6,18 @@ vLLM, llama.cpp's server, llama-cpp-python's server.
 
 from __future__ import annotations
 
+import importlib
 import time
 from collections.abc import Sequence
 from typing import Any, Literal
 
-import openai
-
 from orchestrator.records import Completion, Message
 from orchestrator.settings import Settings
 from providers.base import PROVIDERS
+from providers.credentials import ProviderEnv, base_url
 from providers.sdk_support import Failures, generation_params, require_key
+
+ENV = ProviderEnv(key=("OPENAI_API_KEY",), base_url=("ORCH_OPENAI_BASE_URL", "OPENAI_BASE_URL"))
 
 TokenParam = Literal["max_tokens", "max_completion_tokens"]
 
@@ -55,15 +57,17 @@ class ChatCompletionsProvider:
     """A provider over an SDK with OpenAI's Chat Completions surface (``openai``, ``groq``).
 
     Subclasses name the SDK module (its client class and its error classes) and the field that
-    carries the output budget.
+    carries the output budget. The SDK is imported by the first provider made, not with this module,
+    so that reading a provider's ``ENV`` costs no SDK import.
     """
 
     name: str
-    sdk: Any  # the SDK module: its OpenAI/Groq client class and its stainless error classes
+    sdk_module: str  # the SDK: its OpenAI/Groq client class and its stainless error classes
     client_class: str
 
     def __init__(self, settings: Settings, *, api_key: str, base_url: str | None) -> None:
         self.settings = settings
+        self.sdk = importlib.import_module(self.sdk_module)
         self.failures = Failures(self.name, settings, base_url)
         self.client = getattr(self.sdk, self.client_class)(
             api_key=api_key,
@@ -96,14 +100,14 @@ class ChatCompletionsProvider:
 
 class OpenAIProvider(ChatCompletionsProvider):
     name = "openai"
-    sdk = openai
+    sdk_module = "openai"
     client_class = "OpenAI"
 
     def __init__(self, settings: Settings, *, api_key: str, token_param: TokenParam) -> None:
         # Which field carries the output budget: api.openai.com wants max_completion_tokens (its
         # reasoning models reject max_tokens); compatible servers know only max_tokens.
         self.token_param = token_param
-        super().__init__(settings, api_key=api_key, base_url=settings.openai_base_url)
+        super().__init__(settings, api_key=api_key, base_url=base_url(self.name, settings))
 
     def budget(self, max_tokens: int) -> dict[str, Any]:
         return {self.token_param: max_tokens}
@@ -114,5 +118,5 @@ def _factory(settings: Settings) -> OpenAIProvider:
     return OpenAIProvider(
         settings,
         api_key=require_key("openai", settings),
-        token_param="max_tokens" if settings.openai_base_url else "max_completion_tokens",
+        token_param="max_tokens" if base_url("openai", settings) else "max_completion_tokens",
     )

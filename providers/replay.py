@@ -19,6 +19,9 @@ from orchestrator.errors import UserInputError
 from orchestrator.records import Completion, Message, new_id
 from orchestrator.settings import Settings
 from providers.base import PROVIDERS, PermanentProviderError
+from providers.credentials import ProviderEnv
+
+ENV = ProviderEnv()  # no key, no endpoint: the model name is a file of recorded answers
 
 
 def load_replay_file(path: Path) -> dict[str, list[str]]:

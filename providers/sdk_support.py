@@ -3,7 +3,7 @@
 Every SDK reports failures in its own classes; this module turns HTTP statuses, transport errors
 and unreadable bodies into our :class:`ProviderError` kinds, so that retry decisions and the
 ``calls`` table mean the same thing for every provider. Messages go through
-:func:`orchestrator.settings.redact`, because some APIs quote the key they were given.
+:func:`providers.credentials.redact`, because some APIs quote the key they were given.
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ import httpx2
 import pydantic
 
 from orchestrator.errors import ConfigurationError
-from orchestrator.settings import KEY_ENV, Settings, redact
+from orchestrator.settings import Settings
 from providers.base import PermanentProviderError, ProviderError, TransientProviderError
+from providers.credentials import api_key, key_env_label, redact
 
 # The SDKs sit on two HTTP stacks: httpx (groq, ollama) and its fork httpx2 (openai, anthropic, google-genai).
 _TIMEOUTS = (httpx.TimeoutException, httpx2.TimeoutException)
@@ -33,11 +34,10 @@ _UNREADABLE = (json.JSONDecodeError, pydantic.ValidationError)
 
 def require_key(provider: str, settings: Settings) -> str:
     """The provider's key, or a ConfigurationError naming the variable to set (before any work starts)."""
-    secret = getattr(settings, f"{provider}_api_key")
-    value = secret.get_secret_value().strip() if secret is not None else ""
+    value = api_key(provider, settings)
     if not value:
         raise ConfigurationError(
-            f"{provider}: {KEY_ENV[provider]} is not set; export it or choose another provider"
+            f"{provider}: {key_env_label(provider)} is not set; export it or choose another provider"
         )
     return value
 
@@ -168,7 +168,7 @@ class Failures:
         if status == 429:
             return self.transient("rate_limit", head, retry_after=retry_after)
         if status in (401, 403):
-            return self.permanent("auth", f"{head}; check {KEY_ENV.get(self.provider, 'the key')}")
+            return self.permanent("auth", f"{head}; check {key_env_label(self.provider)}")
         if status == 404:
             return self.permanent("unknown_model", f"{head}; check the model name and {self.endpoint}")
         if status == 408:

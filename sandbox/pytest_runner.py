@@ -17,12 +17,13 @@ import xml.etree.ElementTree as ET
 from typing import Literal
 
 from orchestrator.errors import UserInputError
-from orchestrator.records import ExecResult, Limits, TestReport
+from orchestrator.records import CaseOutcome, ExecResult, Limits, TestCase, TestReport
 from sandbox.base import REPORT_DIR_FROM_WORKDIR, SandboxBackend, checked_relpath
 
 #: Where the test files go, relative to WORKDIR.
 TESTS_DIR = "tests"
 REPORT_NAME = "junit.xml"
+_OUTCOME_OF_TAG: dict[str, CaseOutcome] = {"error": "error", "failure": "failed", "skipped": "skipped"}
 #: A task may ship its own pytest.ini at the top of its files; no other ini file is read.
 TASK_INI = "pytest.ini"
 
@@ -73,7 +74,7 @@ def run_in_process(
 
 
 def parse_junit(data: bytes | None) -> TestReport:
-    """Count outcomes per test case; a missing or malformed report counts as no report (a failure).
+    """Every test case's outcome and message; a missing or malformed report counts as no report (a failure).
 
     A case with an <error> counts as an error, else with a <failure> as failed, else with a
     <skipped> as skipped, else as passed. Collection errors are <error> cases too.
@@ -86,16 +87,12 @@ def parse_junit(data: bytes | None) -> TestReport:
         return TestReport(report_found=False)
     if root.tag not in ("testsuites", "testsuite"):
         return TestReport(report_found=False)
-    counts = {"passed": 0, "failed": 0, "errors": 0, "skipped": 0}
+    cases = []
     for case in root.iter("testcase"):
-        tags = {child.tag for child in case}
-        if "error" in tags:
-            counts["errors"] += 1
-        elif "failure" in tags:
-            counts["failed"] += 1
-        elif "skipped" in tags:
-            counts["skipped"] += 1
-        else:
-            counts["passed"] += 1
-    return TestReport(report_found=True, passed=counts["passed"], failed=counts["failed"],
-                      errors=counts["errors"], skipped=counts["skipped"])  # fmt: skip
+        children = {child.tag: child for child in case}
+        tag = next((t for t in ("error", "failure", "skipped") if t in children), None)
+        outcome: CaseOutcome = _OUTCOME_OF_TAG.get(tag or "", "passed")
+        detail = children.get("error", children.get("failure"))
+        message = "" if detail is None else (detail.get("message") or detail.text or "")
+        cases.append(TestCase(name=case.get("name", ""), outcome=outcome, message=message))
+    return TestReport.of_cases(cases, report_found=True)

@@ -17,7 +17,7 @@ import time
 from typing import Any, Literal
 
 from orchestrator.errors import UserInputError
-from orchestrator.records import ExecResult, Limits, TestReport
+from orchestrator.records import ExecResult, Limits, TestCase, TestReport
 from sandbox.base import MAX_FILE_BYTES, SandboxBackend, SandboxError, checked_relpath
 from sandbox.pytest_runner import TASK_INI, run_in_process
 from sandbox.warm import POOL, WarmBackend, WarmSandbox, fresh_uid
@@ -179,7 +179,6 @@ def _outcome(label: str, reply: dict[str, Any], elapsed: float) -> tuple[ExecRes
                             killed=isinstance(status, int) and status < 0, backend=label,
                             stderr="the trusted test runner ended without a report")  # fmt: skip
         return failed, TestReport(report_found=False, verdict_mode="isolated")
-    counts = result["counts"]
     execution = ExecResult(
         exit_code=result["exit_status"],
         stdout=result["output"],
@@ -187,12 +186,9 @@ def _outcome(label: str, reply: dict[str, Any], elapsed: float) -> tuple[ExecRes
         duration_s=elapsed,
         backend=label,
     )
-    report = TestReport(
+    report = TestReport.of_cases(
+        [TestCase.model_validate(case) for case in result["cases"]],
         report_found=bool(result["finished"]),
-        passed=counts["passed"],
-        failed=counts["failed"],
-        errors=counts["errors"],
-        skipped=counts["skipped"],
         verdict_mode="isolated",
     )
     return execution, report

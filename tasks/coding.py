@@ -7,11 +7,11 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
 
 from domain.code_extract import extract_code
-from orchestrator.records import AttemptRow, Message, WorkerSpec
+from orchestrator.records import AttemptRow, ExecResult, Message, TestCase, TestReport, WorkerSpec
 from orchestrator.settings import get_settings
 from orchestrator.taskspec import Task
 from orchestrator.traces import TraceStore
-from sandbox import get_backend
+from sandbox import SandboxBackend, get_backend
 from sandbox.suites import run_suites
 from tasks.question import ask_solver
 
@@ -27,6 +27,22 @@ class CodeDraft(BaseModel):
     prompt_tokens: int
     completion_tokens: int
     cost_usd: float | None
+
+
+class TestRun(BaseModel):
+    """One suite run on one candidate: its ``attempts`` row and every test's outcome."""
+
+    __test__ = False
+
+    attempt: AttemptRow
+    cases: list[TestCase]
+
+
+def run_task_suites(
+    backend: SandboxBackend, task: Task, files: dict[str, str], suites: dict[str, dict[str, str]]
+) -> dict[str, tuple[ExecResult, TestReport]]:
+    """The suites against ``files`` as the task asks: its entry is the candidate, its limits, its verdict mode."""
+    return run_suites(backend, files, suites, task.spec.limits, entry=task.spec.entry, mode=task.spec.verdict)
 
 
 def _entry_name(task: Task) -> str | None:
@@ -70,7 +86,7 @@ def run_tests(
     worker: str,
     round_number: int,
     traces_dir: str,
-) -> list[AttemptRow]:
+) -> list[TestRun]:
     """Run the test suites (``visible``, ``hidden``) against ``code`` in one sandbox session; one
     attempt per suite, in that order, each verdict from pytest's report, taken as the task's
     ``verdict`` mode says.
@@ -81,8 +97,8 @@ def run_tests(
     backend = get_backend(sandbox, settings)
     files = {**task.starter_files(), task.spec.entry: code}
     tests = {name: task.visible_tests() if name == "visible" else task.hidden_tests() for name in suites}
-    outcomes = run_suites(backend, files, tests, task.spec.limits, entry=task.spec.entry, mode=task.spec.verdict)
-    rows = []
+    outcomes = run_task_suites(backend, task, files, tests)
+    rows, cases = [], []
     for suite, (result, report) in outcomes.items():
         output = (result.stdout + ("\n" + result.stderr if result.stderr.strip() else "")).strip()
         rows.append(AttemptRow(
@@ -104,5 +120,6 @@ def run_tests(
             killed=result.killed,
             output_excerpt=output[-OUTPUT_EXCERPT_CHARS:],
         ))
+        cases.append(report.cases)
     TraceStore(traces_dir).write("attempts", rows)
-    return rows
+    return [TestRun(attempt=row, cases=outcome) for row, outcome in zip(rows, cases, strict=True)]

@@ -17,12 +17,13 @@ from pydantic import BaseModel
 
 from orchestrator.budget import Usage
 from orchestrator.records import CallRow, Completion, Message, WorkerSpec
-from orchestrator.settings import Settings, redact
+from orchestrator.settings import Settings
 from orchestrator.traces import TraceStore
 from providers.base import Provider, ProviderError, create_provider
 from providers.cache import cache_key, cache_wanted, endpoint_of, key_params, open_cache
 from providers.calling import TryOutcome, complete_with_retries
 from providers.cooldown import shared_cooldowns
+from providers.credentials import redact
 from providers.limits import shared_limits
 from providers.pricing import unit_prices
 from tasks.call_scope import count_call, scope_for

@@ -23,7 +23,7 @@ class Reply(BaseModel):
 
 @task(name="ask-solver", cache_policy=NO_CACHE)
 def ask_solver(
-    task_: Task,
+    spec: Task,
     workers: list[WorkerSpec],
     messages: list[Message],
     run_id: str,
@@ -39,7 +39,7 @@ def ask_solver(
     completion, used = call_model(
         workers,
         messages,
-        CallContext(run_id=run_id, task_id=task_.id, purpose=purpose, candidate_id=candidate_id),
+        CallContext(run_id=run_id, task_id=spec.id, purpose=purpose, candidate_id=candidate_id),
         settings=settings,
         store=TraceStore(traces_dir),
         max_tokens=settings.max_tokens,

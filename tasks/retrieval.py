@@ -32,39 +32,39 @@ class Retrieved(BaseModel):
     recall_at_k: float | None
 
 
-def docs_folder(task_: Task) -> Path:
+def docs_folder(spec: Task) -> Path:
     """``docs/`` in the task folder, else ``corpus`` (a path relative to the task folder, or absolute)."""
-    if (task_.folder / "docs").is_dir():
-        return task_.folder / "docs"
-    if task_.spec.corpus:
-        corpus = Path(task_.spec.corpus).expanduser()
-        return corpus if corpus.is_absolute() else task_.folder / corpus
-    raise TaskFormatError(task_.folder, "rag_qa task has no docs/ folder and no 'corpus'; add one")
+    if (spec.folder / "docs").is_dir():
+        return spec.folder / "docs"
+    if spec.spec.corpus:
+        corpus = Path(spec.spec.corpus).expanduser()
+        return corpus if corpus.is_absolute() else spec.folder / corpus
+    raise TaskFormatError(spec.folder, "rag_qa task has no docs/ folder and no 'corpus'; add one")
 
 
 @task(name="retrieve", cache_policy=NO_CACHE)
 def retrieve(
-    task_: Task, run_id: str, traces_dir: str, k: int = TOP_K, kind: RetrieverKind = "auto"
+    spec: Task, run_id: str, traces_dir: str, k: int = TOP_K, kind: RetrieverKind = "auto"
 ) -> Retrieved:
     """Open (or build) the index of the task's documents and fetch the top-k chunks for its prompt."""
     settings = get_settings()
-    index, handle = open_index(docs_folder(task_), settings.cache_dir, kind, threads=settings.local_threads)
+    index, handle = open_index(docs_folder(spec), settings.cache_dir, kind, threads=settings.local_threads)
     logger = run_logger()
     logger.info(
         "retriever %s, index %s (%s, %d chunks)%s", handle.retriever, handle.key,
         "reused" if handle.reused else "built", handle.chunks,
         f"; fell back to BM25: {handle.fallback_reason}" if handle.fallback_reason else "",
     )
-    query = task_.prompt.strip()
+    query = spec.prompt.strip()
     hits = index.search(query, k)
-    evidence = task_.spec.evidence
+    evidence = spec.spec.evidence
     found = evidence_hits(evidence or [], hits)
     recall = recall_at_k(evidence, hits)
     TraceStore(traces_dir).write(
         "retrievals",
         [
             RetrievalRow(
-                run_id=run_id, task_id=task_.id, query=query[:2000], retriever=handle.retriever,
+                run_id=run_id, task_id=spec.id, query=query[:2000], retriever=handle.retriever,
                 fallback_reason=handle.fallback_reason, index_key=handle.key, index_reused=handle.reused, k=k,
                 rank=h.rank, chunk_id=h.chunk.id, source=h.chunk.source, score=h.score,
                 in_evidence=None if not evidence else bool({h.chunk.id, h.chunk.source} & found),

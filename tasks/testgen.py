@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import ast
 import json
-import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import Literal
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -29,24 +27,22 @@ from domain.code_extract import extract_code
 from orchestrator.errors import OrchestratorError
 from orchestrator.records import (
     CandidateResult,
-    ExecResult,
     GeneratedTestRow,
     Message,
     SuspectTestRow,
+    TestCase,
     WorkerSpec,
 )
 from orchestrator.settings import get_settings
 from orchestrator.taskspec import Task
 from orchestrator.traces import TraceStore
 from sandbox import SandboxBackend, get_backend
-from sandbox.base import checked_relpath
-from sandbox.pytest_runner import REPORT_NAME, TASK_INI, TESTS_DIR, pytest_argv
+from tasks.coding import run_task_suites
 from tasks.logs import run_logger
 from tasks.model_call import AllWorkersFailed, CallContext, call_model
 
 GENERATED_FILE = "test_generated.py"
 MAX_ATTEMPTS = 2
-Outcome = Literal["passed", "failed", "error", "skipped"]
 
 TESTER_SYSTEM = (
     "You are a meticulous test engineer. You write pytest tests that pin down exactly the behaviour a task "
@@ -62,20 +58,6 @@ class TestGenerationError(OrchestratorError):
     exit_code = 1
 
 
-
-
-class Case(BaseModel):
-    """One test case's outcome, from the JUnit report."""
-
-    __test__ = False
-
-    name: str  # test function name, with a parametrize id when there is one: test_x[1-2]
-    outcome: Outcome
-    message: str = ""
-
-    @property
-    def function(self) -> str:
-        return self.name.split("[", 1)[0]
 
 
 class TaskWithGeneratedTests(Task):
@@ -96,41 +78,7 @@ class TestReview(BaseModel):
     passes_trusted: dict[str, bool] = Field(default_factory=dict)
 
 
-# ---------------------------------------------------------------- running tests case by case
-
-
-def parse_cases(report: bytes | None) -> list[Case] | None:
-    """Per-case outcomes from a JUnit XML report; None when there is no readable report."""
-    if not report:
-        return None
-    try:
-        root = ET.fromstring(report)
-    except ET.ParseError:
-        return None
-    cases = []
-    for case in root.iter("testcase"):
-        children = {child.tag: child for child in case}
-        outcome: Outcome = "passed"
-        for tag, kind in (("error", "error"), ("failure", "failed"), ("skipped", "skipped")):
-            if tag in children:
-                outcome = kind  # type: ignore[assignment]
-                break
-        detail = children.get("error", children.get("failure"))
-        message = "" if detail is None else (detail.get("message") or detail.text or "")
-        cases.append(Case(name=case.get("name", ""), outcome=outcome, message=" ".join(message.split())[:500]))
-    return cases
-
-
-def run_cases(
-    backend: SandboxBackend, files: dict[str, str], tests: dict[str, str], task_: Task
-) -> tuple[ExecResult, list[Case] | None]:
-    """Run ``tests`` against ``files`` like the coding workflow does, and read every case's outcome."""
-    layout = {**files, **{f"{TESTS_DIR}/{checked_relpath(rel)}": text for rel, text in tests.items()}}
-    limits = task_.spec.limits
-    with backend.open(limits) as session:
-        session.write_files(layout)
-        result = session.run(pytest_argv(TASK_INI in files), limits)
-        return result, parse_cases(session.read_report(REPORT_NAME))
+# ---------------------------------------------------------------- reading and editing a test file
 
 
 def collected_tests(source: str) -> list[str]:
@@ -209,11 +157,11 @@ def module_name(entry: str) -> str:
     return entry.removesuffix(".py").replace("/", ".")
 
 
-def tester_messages(task_: Task) -> list[Message]:
-    module = module_name(task_.spec.entry)
+def tester_messages(spec: Task) -> list[Message]:
+    module = module_name(spec.spec.entry)
     text = (
-        f"{task_.prompt.strip()}\n\nThe solution will be the file `{task_.spec.entry}`; its starter:\n"
-        f"```python\n{task_.entry_source()}```\n\n"
+        f"{spec.prompt.strip()}\n\nThe solution will be the file `{spec.spec.entry}`; its starter:\n"
+        f"```python\n{spec.entry_source()}```\n\n"
         f"Write a pytest file that tests it. Import what you test from `{module}` (for example "
         f"`from {module} import ...`). Write 4 to 8 small test functions with plain `assert`s covering the "
         "ordinary cases and every edge case the task states. Check only behaviour the task states; work out "
@@ -232,7 +180,7 @@ class Checked(BaseModel):
     dropped: list[str] = Field(default_factory=list)
 
 
-def check_generated(code: str, task_: Task, backend: SandboxBackend) -> Checked:
+def check_generated(code: str, spec: Task, backend: SandboxBackend) -> Checked:
     """Accept a generated suite when it runs on the starter without errors and fails there."""
     try:
         names = collected_tests(code)
@@ -243,8 +191,9 @@ def check_generated(code: str, task_: Task, backend: SandboxBackend) -> Checked:
         code, names = salvaged, collected_tests(salvaged)
     if not names:
         return Checked(accepted_code=None, problem="the file has no test functions (def test_...)")
-    result, cases = run_cases(backend, task_.starter_files(), {GENERATED_FILE: code}, task_)
-    if cases is None:
+    result, report = run_task_suites(backend, spec, spec.starter_files(), {"visible": {GENERATED_FILE: code}})["visible"]
+    cases = report.cases
+    if not report.report_found:
         tail = (result.stdout + result.stderr).strip()[-800:]
         return Checked(accepted_code=None, problem=f"pytest wrote no report; its output: {tail}")
     counts = {kind: sum(c.outcome == kind for c in cases) for kind in ("passed", "failed", "error")}
@@ -255,7 +204,7 @@ def check_generated(code: str, task_: Task, backend: SandboxBackend) -> Checked:
         detail = errors[0].message if errors else "no test was collected"
         checked.problem = f"the tests do not run against the starter file (import or setup error): {detail}"
         return checked
-    by_function: dict[str, list[Case]] = {}
+    by_function: dict[str, list[TestCase]] = {}
     for case in cases:
         by_function.setdefault(case.function, []).append(case)
     vacuous = {name for name, runs in by_function.items() if all(c.outcome == "passed" for c in runs)}
@@ -275,33 +224,33 @@ def generated_dir(store: TraceStore, run_id: str) -> Path:
 
 @task(name="generate-tests", cache_policy=NO_CACHE)
 def generate_tests(
-    task_: Task, workers: list[WorkerSpec] | None, run_id: str, traces_dir: str, sandbox: str
+    spec: Task, workers: list[WorkerSpec] | None, run_id: str, traces_dir: str, sandbox: str
 ) -> Task:
     """The task as it is when it has tests; else the task with a checked, generated visible suite.
 
     Raises :class:`TestGenerationError` when no attempt gives a usable suite.
     """
-    if task_.has_tests or task_.has_hidden_tests:
-        return task_
+    if spec.has_tests or spec.has_hidden_tests:
+        return spec
     logger = run_logger()
     settings = get_settings()
     backend = get_backend(sandbox, settings)
     store = TraceStore(traces_dir)
     testers = tester_workers(workers)
-    messages = tester_messages(task_)
+    messages = tester_messages(spec)
     problems = []
     for attempt in range(1, MAX_ATTEMPTS + 1):
         try:
             completion, used = call_model(
-                testers, messages, CallContext(run_id=run_id, task_id=task_.id, purpose="write-tests"),
+                testers, messages, CallContext(run_id=run_id, task_id=spec.id, purpose="write-tests"),
                 settings=settings, store=store, max_tokens=settings.max_tokens, temperature=settings.temperature,
             )
         except AllWorkersFailed as exc:
-            raise TestGenerationError(f"{task_.id}: no tester could write tests ({exc}); add tests/ to the task") from None
+            raise TestGenerationError(f"{spec.id}: no tester could write tests ({exc}); add tests/ to the task") from None
         code = extract_code(completion.text)
-        checked = check_generated(code, task_, backend)
+        checked = check_generated(code, spec, backend)
         row = GeneratedTestRow(
-            run_id=run_id, task_id=task_.id, attempt=attempt, tester=used.label, file=GENERATED_FILE, code=code,
+            run_id=run_id, task_id=spec.id, attempt=attempt, tester=used.label, file=GENERATED_FILE, code=code,
             accepted_code=checked.accepted_code, tests=checked.tests, stub_passed=checked.stub_passed,
             stub_failed=checked.stub_failed, stub_errors=checked.stub_errors, dropped=json.dumps(checked.dropped),
             accepted=checked.accepted_code is not None, problem=checked.problem,
@@ -313,7 +262,7 @@ def generate_tests(
             row.folder = str(folder)
             store.write("generated_tests", [row])
             logger.info("generated tests accepted on attempt %d (%d dropped as vacuous)", attempt, len(checked.dropped))
-            return TaskWithGeneratedTests(folder=task_.folder, spec=task_.spec, prompt=task_.prompt, generated_dir=folder)
+            return TaskWithGeneratedTests(folder=spec.folder, spec=spec.spec, prompt=spec.prompt, generated_dir=folder)
         store.write("generated_tests", [row])
         logger.warning("generated tests rejected (attempt %d): %s", attempt, checked.problem)
         problems.append(f"attempt {attempt}: {checked.problem}")
@@ -324,27 +273,23 @@ def generate_tests(
                                          "with the whole corrected file in one ```python block."),
         ]
     raise TestGenerationError(
-        f"{task_.id}: the generated tests were not usable ({'; '.join(problems)}); add tests/ to the task"
+        f"{spec.id}: the generated tests were not usable ({'; '.join(problems)}); add tests/ to the task"
     )
 
 
 @task(name="review-generated-tests", cache_policy=NO_CACHE)
 def review_generated_tests(
-    task_: Task, candidates: list[CandidateResult], sandbox: str, run_id: str, traces_dir: str
+    spec: Task, candidates: list[CandidateResult], run_id: str, traces_dir: str
 ) -> TestReview:
     """Flag generated tests that every candidate fails the same way (AlphaCodium), and re-judge without them.
 
+    Reads each candidate's per-test outcomes from its verdict's run (``test_cases``): nothing runs again.
     Needs two or more candidates with code: one candidate's failure says nothing about agreement.
     """
     with_code = [c for c in candidates if c.output.strip()]
-    if not isinstance(task_, TaskWithGeneratedTests) or len(with_code) < 2:
+    if not isinstance(spec, TaskWithGeneratedTests) or len(with_code) < 2:
         return TestReview()
-    backend = get_backend(sandbox, get_settings())
-    tests = task_.visible_tests()
-    runs: dict[str, list[Case]] = {}
-    for cand in with_code:
-        _, cases = run_cases(backend, {**task_.starter_files(), task_.spec.entry: cand.output}, tests, task_)
-        runs[cand.candidate_id] = cases or []
+    runs: dict[str, list[TestCase]] = {cand.candidate_id: cand.test_cases for cand in with_code}
     names = sorted({c.name for cases in runs.values() for c in cases})
     suspect = []
     for name in names:
@@ -356,7 +301,7 @@ def review_generated_tests(
         TraceStore(traces_dir).write(
             "suspect_tests",
             [
-                SuspectTestRow(run_id=run_id, task_id=task_.id, file=GENERATED_FILE, test=name,
+                SuspectTestRow(run_id=run_id, task_id=spec.id, file=GENERATED_FILE, test=name,
                                candidates=len(runs), failure=next(c.message for c in runs[with_code[0].candidate_id]
                                                                   if c.name == name))
                 for name in suspect

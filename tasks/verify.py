@@ -69,23 +69,23 @@ def cited_ids(text: str) -> list[str]:
 
 @task(name="verify-answer", cache_policy=NO_CACHE)
 def verify_answer(
-    task_: Task, verifiers: list[WorkerSpec], reply: str, answer: str | None, run_id: str, candidate_id: str,
+    spec: Task, verifiers: list[WorkerSpec], reply: str, answer: str | None, run_id: str, candidate_id: str,
     traces_dir: str,
 ) -> Verification:
     """Ask the verifier whether the final answer is right."""
     store = TraceStore(traces_dir)
     try:
         completion, used = call_model(
-            verifiers, verifier_messages(task_, reply, answer),
-            CallContext(run_id=run_id, task_id=task_.id, purpose="verify", candidate_id=candidate_id),
+            verifiers, verifier_messages(spec, reply, answer),
+            CallContext(run_id=run_id, task_id=spec.id, purpose="verify", candidate_id=candidate_id),
             settings=get_settings(), store=store, max_tokens=VERIFIER_MAX_TOKENS, temperature=0.0,
         )
     except AllWorkersFailed as exc:
-        row = _row(run_id, task_, candidate_id, "answer", "answer", None, f"verifier failed: {exc}", verifiers)
+        row = _row(run_id, spec, candidate_id, "answer", "answer", None, f"verifier failed: {exc}", verifiers)
         store.write("verifications", [row])
         return Verification(verdict=None, rows=[row])
     verdict = parse_verdict(completion.text)
-    row = _row(run_id, task_, candidate_id, "answer", "answer", verdict, completion.text, [used])
+    row = _row(run_id, spec, candidate_id, "answer", "answer", verdict, completion.text, [used])
     store.write("verifications", [row])
     return Verification(verdict=verdict, rows=[row], prompt_tokens=completion.prompt_tokens,
                         completion_tokens=completion.completion_tokens, cost_usd=completion.cost_usd)
@@ -93,7 +93,7 @@ def verify_answer(
 
 @task(name="verify-citations", cache_policy=NO_CACHE)
 def verify_citations(
-    task_: Task, verifiers: list[WorkerSpec], reply: str, hits: list[Hit], run_id: str, candidate_id: str,
+    spec: Task, verifiers: list[WorkerSpec], reply: str, hits: list[Hit], run_id: str, candidate_id: str,
     traces_dir: str,
 ) -> Verification:
     """Check each chunk the reply cites: it must be one that was retrieved, and support the answer.
@@ -105,7 +105,7 @@ def verify_citations(
     by_id = {h.chunk.id: h for h in hits}
     cited = cited_ids(reply)
     rows = [
-        _row(run_id, task_, candidate_id, "citation", c, False, "cited a chunk that was not retrieved", [])
+        _row(run_id, spec, candidate_id, "citation", c, False, "cited a chunk that was not retrieved", [])
         for c in cited if c not in by_id
     ]
     known = [by_id[c] for c in cited if c in by_id]
@@ -113,20 +113,20 @@ def verify_citations(
     if known:
         try:
             completion, used = call_model(
-                verifiers, citation_messages(task_, reply, known),
-                CallContext(run_id=run_id, task_id=task_.id, purpose="verify-citations", candidate_id=candidate_id),
+                verifiers, citation_messages(spec, reply, known),
+                CallContext(run_id=run_id, task_id=spec.id, purpose="verify-citations", candidate_id=candidate_id),
                 settings=get_settings(), store=store, max_tokens=VERIFIER_MAX_TOKENS, temperature=0.0,
             )
             said = parse_citation_verdicts(completion.text)
             rows += [
-                _row(run_id, task_, candidate_id, "citation", h.chunk.id, said.get(h.chunk.id), completion.text, [used])
+                _row(run_id, spec, candidate_id, "citation", h.chunk.id, said.get(h.chunk.id), completion.text, [used])
                 for h in known
             ]
             result.prompt_tokens, result.completion_tokens = completion.prompt_tokens, completion.completion_tokens
             result.cost_usd = completion.cost_usd
         except AllWorkersFailed as exc:
             rows += [
-                _row(run_id, task_, candidate_id, "citation", h.chunk.id, None, f"verifier failed: {exc}", verifiers)
+                _row(run_id, spec, candidate_id, "citation", h.chunk.id, None, f"verifier failed: {exc}", verifiers)
                 for h in known
             ]
     verdicts = [r.verdict for r in rows]
@@ -134,16 +134,16 @@ def verify_citations(
         result.verdict = False
     elif all(v is True for v in verdicts):
         result.verdict = True
-    result.rows = rows or [_row(run_id, task_, candidate_id, "citation", "-", False, "cites no chunk", [])]
+    result.rows = rows or [_row(run_id, spec, candidate_id, "citation", "-", False, "cites no chunk", [])]
     store.write("verifications", result.rows)
     return result
 
 
 def _row(
-    run_id: str, task_: Task, candidate_id: str, kind: str, target: str, verdict: bool | None, reason: str,
+    run_id: str, spec: Task, candidate_id: str, kind: str, target: str, verdict: bool | None, reason: str,
     verifiers: list[WorkerSpec],
 ) -> VerificationRow:
     return VerificationRow(
-        run_id=run_id, task_id=task_.id, candidate_id=candidate_id, kind=kind, target=target, verdict=verdict,
+        run_id=run_id, task_id=spec.id, candidate_id=candidate_id, kind=kind, target=target, verdict=verdict,
         reason=reason.strip()[:1000], verifier=verifiers[0].label if verifiers else "",
     )

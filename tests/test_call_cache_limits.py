@@ -52,9 +52,8 @@ def settings_for(tmp_path: Path, *servers: Any, **overrides: Any) -> Settings:
         "retry_base_delay_s": 0.0,
         "retry_max_delay_s": 0.5,
     }
-    for server in servers:
-        values[f"{server.provider}_api_key"] = SecretStr(KEY)
-        values[f"{server.provider}_base_url"] = server.base_url
+    values["api_keys"] = {server.provider: SecretStr(KEY) for server in servers}
+    values["base_urls"] = {server.provider: server.base_url for server in servers}
     return Settings(**{**values, **overrides})
 
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from domain.judging import response_text
 from flows.run_task import run_task_flow
 from orchestrator.records import RouteDecision, WorkerSpec
 from orchestrator.traces import TraceStore
-from tasks.judge import response_text
 
 from .conftest import write_replay
 

@@ -7,19 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from domain.judging import judge_workers_for, parse_grade, parse_winner, preference_pairs, rank, split_label
 from orchestrator.records import CandidateResult, Message, WorkerSpec, new_id
 from orchestrator.settings import Settings
 from orchestrator.taskspec import Task, load_task
 from orchestrator.traces import TraceStore
-from tasks.judge import (
-    judge_workers_for,
-    parse_grade,
-    parse_winner,
-    preference_pairs,
-    rank,
-    rubric_scores,
-    split_label,
-)
+from tasks.judge import rubric_scores
 
 from .conftest import RUNS, write_replay
 

@@ -14,11 +14,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from domain.json_reply import parse_json_object
+from domain.routing import ALLOWED_ROLES, ALLOWED_WORKFLOWS, Routed, decide_from_reply, route_row
 from orchestrator.errors import TaskFormatError, UserInputError
 from orchestrator.records import RouteDecision
 from orchestrator.settings import Settings
 from orchestrator.taskspec import load_task
-from tasks.route import ALLOWED_ROLES, ALLOWED_WORKFLOWS, Routed, decide_from_reply, route_row
 
 HOWS = {"json", "fenced", "embedded", "repaired", "failed", "empty"}
 PROPERTIES = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

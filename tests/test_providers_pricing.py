@@ -96,7 +96,7 @@ def test_each_call_is_priced_from_the_usage_the_api_reported(prices_file: Path) 
     with FakeOpenAI(api_key=key) as server:
         server.script(server.reply("done", prompt_tokens=1_000, completion_tokens=500))
         settings = Settings(
-            openai_api_key=SecretStr(key), openai_base_url=server.base_url, prices_file=prices_file
+            api_keys={"openai": SecretStr(key)}, base_urls={"openai": server.base_url}, prices_file=prices_file
         )
         completion = complete_with_retries(
             create_provider("openai", settings),

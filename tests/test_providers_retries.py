@@ -25,7 +25,7 @@ def server() -> Iterator[FakeOpenAI]:
 
 
 def _settings(server: FakeOpenAI, **overrides: Any) -> Settings:
-    return Settings(openai_api_key=SecretStr(KEY), openai_base_url=server.base_url, **overrides)
+    return Settings(api_keys={"openai": SecretStr(KEY)}, base_urls={"openai": server.base_url}, **overrides)
 
 
 def test_backoff_grows_exponentially_with_bounded_jitter(server: FakeOpenAI) -> None:

@@ -11,8 +11,9 @@ from pydantic import SecretStr
 
 from orchestrator.errors import ConfigurationError
 from orchestrator.records import Message
-from orchestrator.settings import SECRET_ENV_NAMES, Settings
+from orchestrator.settings import Settings
 from providers.base import PermanentProviderError, TransientProviderError, create_provider
+from providers.credentials import secret_env_names
 from providers.openai_provider import OpenAIProvider
 from providers.sdk_support import display_url, retry_after_s
 from tests.wire import FakeAnthropic, FakeGemini, FakeOllama, FakeOpenAI, Reply
@@ -23,7 +24,7 @@ ASK = [Message(role="user", content="Say hi.")]
 
 @pytest.fixture(autouse=True)
 def _no_real_keys(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in SECRET_ENV_NAMES:
+    for name in secret_env_names():
         monkeypatch.delenv(name, raising=False)
 
 
@@ -38,7 +39,7 @@ def openai_server() -> Iterator[FakeOpenAI]:
 
 def test_openai_proper_gets_max_completion_tokens(openai_server: FakeOpenAI) -> None:
     # api.openai.com's reasoning models refuse max_tokens; the default endpoint gets the new field.
-    settings = Settings(openai_api_key=SecretStr(KEY), openai_base_url=openai_server.base_url)
+    settings = Settings(api_keys={"openai": SecretStr(KEY)}, base_urls={"openai": openai_server.base_url})
     provider = OpenAIProvider(settings, api_key=KEY, token_param="max_completion_tokens")
 
     provider.complete(ASK, "o4-mini", max_tokens=50)
@@ -48,9 +49,9 @@ def test_openai_proper_gets_max_completion_tokens(openai_server: FakeOpenAI) -> 
 
 
 def test_openai_field_follows_the_endpoint() -> None:
-    default = create_provider("openai", Settings(openai_api_key=SecretStr(KEY), openai_base_url=None))
+    default = create_provider("openai", Settings(api_keys={"openai": SecretStr(KEY)}))
     compatible = create_provider(
-        "openai", Settings(openai_api_key=SecretStr(KEY), openai_base_url="http://127.0.0.1:9/v1")
+        "openai", Settings(api_keys={"openai": SecretStr(KEY)}, base_urls={"openai": "http://127.0.0.1:9/v1"})
     )
     assert isinstance(default, OpenAIProvider) and isinstance(compatible, OpenAIProvider)
     assert (default.token_param, compatible.token_param) == ("max_completion_tokens", "max_tokens")
@@ -71,7 +72,7 @@ def test_openai_exhausted_quota_is_permanent(openai_server: FakeOpenAI) -> None:
             },
         )
     )
-    settings = Settings(openai_api_key=SecretStr(KEY), openai_base_url=openai_server.base_url)
+    settings = Settings(api_keys={"openai": SecretStr(KEY)}, base_urls={"openai": openai_server.base_url})
 
     with pytest.raises(PermanentProviderError) as info:
         create_provider("openai", settings).complete(ASK, "gpt-4o-mini")
@@ -91,7 +92,7 @@ def test_anthropic_sends_temperature_only_when_asked() -> None:
     # Anthropic deprecated sampling parameters: newer models answer 400 to any temperature.
     with FakeAnthropic(api_key=KEY) as server:
         settings = Settings(
-            anthropic_api_key=SecretStr(KEY), anthropic_base_url=server.base_url, temperature=0.0
+            api_keys={"anthropic": SecretStr(KEY)}, base_urls={"anthropic": server.base_url}, temperature=0.0
         )
         provider = create_provider("anthropic", settings)
         provider.complete(ASK, "claude-3-5-haiku-latest")
@@ -120,7 +121,7 @@ def test_gemini_reads_the_delay_from_retry_info() -> None:
     with FakeGemini(api_key=KEY) as server:
         server.script(server.error(429, "Resource has been exhausted (e.g. check quota).", retry_after=7.5))
         provider = create_provider(
-            "gemini", Settings(gemini_api_key=SecretStr(KEY), gemini_base_url=server.base_url)
+            "gemini", Settings(api_keys={"gemini": SecretStr(KEY)}, base_urls={"gemini": server.base_url})
         )
         with pytest.raises(TransientProviderError) as info:
             provider.complete(ASK, "gemini-2.0-flash")
@@ -139,7 +140,7 @@ def test_gemini_blocked_prompt_is_permanent() -> None:
             )
         )
         provider = create_provider(
-            "gemini", Settings(gemini_api_key=SecretStr(KEY), gemini_base_url=server.base_url)
+            "gemini", Settings(api_keys={"gemini": SecretStr(KEY)}, base_urls={"gemini": server.base_url})
         )
         with pytest.raises(PermanentProviderError) as info:
             provider.complete(ASK, "gemini-2.0-flash")
@@ -171,7 +172,7 @@ def test_gemini_counts_thinking_tokens_as_output() -> None:
             )
         )
         provider = create_provider(
-            "gemini", Settings(gemini_api_key=SecretStr(KEY), gemini_base_url=server.base_url)
+            "gemini", Settings(api_keys={"gemini": SecretStr(KEY)}, base_urls={"gemini": server.base_url})
         )
         completion = provider.complete(ASK, "gemini-2.5-flash")
 
@@ -183,7 +184,7 @@ def test_gemini_counts_thinking_tokens_as_output() -> None:
 
 def test_ollama_refuses_a_model_outside_the_allow_list() -> None:
     with FakeOllama() as server:
-        provider = create_provider("ollama", Settings(ollama_host=server.base_url))
+        provider = create_provider("ollama", Settings(base_urls={"ollama": server.base_url}))
         with pytest.raises(ConfigurationError) as info:
             provider.complete(ASK, "mistral:latest")
 
@@ -202,7 +203,7 @@ def test_ollama_allow_list_is_configuration(monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_ollama_missing_model_says_how_to_get_it() -> None:
     with FakeOllama(models={"llama3:latest"}) as server:
-        provider = create_provider("ollama", Settings(ollama_host=server.base_url))
+        provider = create_provider("ollama", Settings(base_urls={"ollama": server.base_url}))
         with pytest.raises(PermanentProviderError) as info:
             provider.complete(ASK, "qwen2.5:7b")
 

@@ -16,10 +16,10 @@ from pydantic import SecretStr
 
 from orchestrator.errors import ConfigurationError
 from orchestrator.records import Message
-from orchestrator.settings import SECRET_ENV_NAMES, Settings
+from orchestrator.settings import Settings
 from providers.base import PermanentProviderError, ProviderError, TransientProviderError, create_provider
 from providers.calling import TryOutcome, complete_with_retries
-from providers.sdk_support import KEY_ENV
+from providers.credentials import key_env_label, keyed_providers, secret_env_names
 from tests.wire import FAKES, FakeServer, Reply
 
 KEY = "sk-test-SECRET-0123456789abcdef"
@@ -62,7 +62,7 @@ CASES = [
         has_response_ids=False,
     ),
 ]
-KEYED_CASES = [c for c in CASES if c.provider in KEY_ENV]
+KEYED_CASES = [c for c in CASES if c.provider in keyed_providers()]
 
 CONVERSATION = [
     Message(role="system", content="You write Python."),
@@ -90,7 +90,7 @@ def server(case: Case) -> Iterator[FakeServer]:
 @pytest.fixture
 def make_settings(server: FakeServer, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Settings]:
     """Settings from the environment a user would export, pointing at the fake server."""
-    for name in (*SECRET_ENV_NAMES, *ENDPOINT_ENV_NAMES):
+    for name in (*secret_env_names(), *ENDPOINT_ENV_NAMES):
         monkeypatch.delenv(name, raising=False)  # never send a developer's real key anywhere
     for name, value in server.env().items():
         monkeypatch.setenv(name, value)
@@ -210,14 +210,14 @@ def test_retries_are_bounded_and_the_last_error_is_raised(
 
 @pytest.mark.parametrize("case", KEYED_CASES, ids=_ids, indirect=True)
 def test_a_wrong_key_fails_fast_without_leaking_it(case: Case, server: FakeServer, make_settings) -> None:
-    settings = make_settings(**{f"{case.provider}_api_key": SecretStr(WRONG_KEY)})
+    settings = make_settings(api_keys={case.provider: SecretStr(WRONG_KEY)})
 
     tries, sleeps, error = _call(case, settings)
 
     assert isinstance(error, PermanentProviderError) and error.kind == "auth"
     assert _outline(tries) == [(1, False, "auth")]
     assert sleeps == [] and len(server.model_calls) == 1
-    assert KEY_ENV[case.provider] in str(error)
+    assert key_env_label(case.provider) in str(error)
     # The OpenAI and Groq fakes quote the key they were given, as the real APIs do.
     for text in (str(error), "".join(traceback.format_exception(error)), tries[0].error or ""):
         assert WRONG_KEY not in text
@@ -263,13 +263,13 @@ def test_an_unreachable_server_is_a_connection_error(case: Case, server: FakeSer
 def test_a_missing_key_is_reported_before_any_call(
     case: Case, server: FakeServer, make_settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for name in SECRET_ENV_NAMES:
+    for name in secret_env_names():
         monkeypatch.delenv(name, raising=False)
 
     with pytest.raises(ConfigurationError) as info:
         create_provider(case.provider, make_settings())
 
-    assert str(info.value).startswith(f"{case.provider}: {KEY_ENV[case.provider]} is not set;")
+    assert str(info.value).startswith(f"{case.provider}: {key_env_label(case.provider)} is not set;")
     assert server.requests == []
 
 

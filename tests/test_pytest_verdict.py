@@ -79,3 +79,22 @@ def test_the_in_process_mode_stays_forgeable_and_says_so() -> None:
     _, report = run_pytest(LocalBackend(), {"solution.py": attack}, TESTS, LIMITS, mode="in_process")
     assert report.verdict_mode == "in_process"
     assert report.all_passed  # forged: why a task opts into this mode only when it must
+
+
+@pytest.mark.parametrize("mode", ["isolated", "in_process"])
+def test_both_modes_report_every_test_with_its_failure(mode) -> None:
+    # One report carries per-test outcomes, so nothing needs to run a suite twice to see them.
+    files = {"solution.py": "def add(a, b):\n    return a - b\n"}
+    tests = {
+        "test_cases.py": "import pytest\nfrom solution import add\n\n\ndef test_zero():\n    assert add(1, 0) == 1\n\n\n"
+        "@pytest.mark.parametrize('b', [1, 2])\ndef test_sum(b):\n    assert add(1, b) == {1: 2, 2: 3}[b]\n\n\n"
+        "@pytest.fixture\ndef broken():\n    raise RuntimeError('no fixture today')\n\n\n"
+        "def test_setup(broken):\n    pass\n"
+    }
+    _, report = run_pytest(LocalBackend(), files, tests, LIMITS, mode=mode)
+    outcomes = {case.name: case.outcome for case in report.cases}
+    assert outcomes == {"test_zero": "passed", "test_sum[1]": "failed", "test_sum[2]": "failed", "test_setup": "error"}
+    assert (report.passed, report.failed, report.errors) == (1, 2, 1)
+    failure = next(case for case in report.cases if case.name == "test_sum[1]")
+    assert "assert 0 == 2" in failure.message and failure.function == "test_sum"
+    assert "no fixture today" in next(case for case in report.cases if case.name == "test_setup").message

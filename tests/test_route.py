@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from domain.routing import DEFAULT_TOOLS, DEFAULT_WORKERS, decide_from_reply, route_row
 from orchestrator.errors import UserInputError
 from orchestrator.records import RouteDecision, WorkerSpec, new_id
 from orchestrator.settings import Settings
 from orchestrator.taskspec import Task, load_task
 from orchestrator.traces import TraceStore
-from tasks.route import DEFAULT_TOOLS, DEFAULT_WORKERS, decide_from_reply, route, route_row
+from tasks.route import route
 
 from .conftest import RUNS, write_replay
 

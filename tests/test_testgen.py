@@ -13,12 +13,13 @@ from orchestrator.settings import get_settings
 from orchestrator.taskspec import load_task
 from orchestrator.traces import TraceStore
 from sandbox import get_backend
+from sandbox.pytest_runner import parse_junit
+from tasks.coding import run_task_suites
 from tasks.testgen import (
     TaskWithGeneratedTests,
     check_generated,
     collected_tests,
     complete_prefix,
-    parse_cases,
     remove_tests,
     review_generated_tests,
 )
@@ -60,14 +61,14 @@ def test_cases_are_read_from_junit_xml():
       <testcase classname="tests.test_g" name="test_c"><error message="fixture 'db' not found"/></testcase>
       <testcase classname="tests.test_g" name="test_d"><skipped/></testcase>
     </testsuite></testsuites>"""
-    cases = parse_cases(report)
-    assert cases is not None
+    cases = parse_junit(report).cases
+    assert parse_junit(report).report_found
     assert [(c.name, c.outcome, c.message) for c in cases] == [
         ("test_a", "passed", ""), ("test_b[1-2]", "failed", "assert 1 == 2"),
         ("test_c", "error", "fixture 'db' not found"), ("test_d", "skipped", ""),
     ]
     assert cases[1].function == "test_b"
-    assert parse_cases(b"not xml") is None and parse_cases(None) is None
+    assert not parse_junit(b"not xml").report_found and not parse_junit(None).report_found
 
 
 def test_tests_are_found_and_removed_with_their_decorators():
@@ -180,7 +181,14 @@ def test_no_usable_suite_fails_the_run_with_one_clear_line(cli, tmp_path, traces
 # ---------------------------------------------------------------- AlphaCodium review and promotion
 
 
-def test_a_test_every_candidate_fails_alike_is_suspect(task004, tmp_path, traces_dir):
+def with_outcomes(task, candidate: CandidateResult, backend) -> CandidateResult:
+    """The candidate with its per-test outcomes, as the test round leaves them."""
+    files = {**task.starter_files(), task.spec.entry: candidate.output}
+    _, report = run_task_suites(backend, task, files, {"visible": task.visible_tests()})["visible"]
+    return candidate.model_copy(update={"test_cases": report.cases})
+
+
+def test_a_test_every_candidate_fails_alike_is_suspect(task004, tmp_path, traces_dir, backend):
     folder = tmp_path / "generated"
     folder.mkdir()
     (folder / "test_generated.py").write_text(
@@ -191,19 +199,20 @@ def test_a_test_every_candidate_fails_alike_is_suspect(task004, tmp_path, traces
     task = TaskWithGeneratedTests(folder=task004.folder, spec=task004.spec, prompt=task004.prompt, generated_dir=folder)
     breaks_on_empty = "def run_length_encode(text):\n    return text[0] + str(len(text))\n"
     candidates = [
-        CandidateResult(candidate_id=cid, worker="w", output=code, rounds=1, passed=False)
+        with_outcomes(task, CandidateResult(candidate_id=cid, worker="w", output=code, rounds=1, passed=False), backend)
         for cid, code in (("one", SOLUTION_CODE), ("two", OTHER_SOLUTION), ("three", breaks_on_empty))
     ]
-    review = review_generated_tests.fn(task, candidates, "local", "run1", str(traces_dir))
+    review = review_generated_tests.fn(task, candidates, "run1", str(traces_dir))
     assert review.suspect == ["test_wrong_expectation"]  # test_empty fails for one candidate only
     assert review.passes_trusted == {"one": True, "two": True, "three": False}
     (row,) = TraceStore(traces_dir).rows("suspect_tests", run_id="run1")
     assert row["test"] == "test_wrong_expectation" and row["candidates"] == 3 and "a4" in row["failure"]
 
-    alone = review_generated_tests.fn(task, candidates[:1], "local", "run2", str(traces_dir))
+    alone = review_generated_tests.fn(task, candidates[:1], "run2", str(traces_dir))
     assert alone.suspect == [] and alone.passes_trusted == {}  # one candidate cannot agree with anyone
-    differing = [candidates[0], candidates[1].model_copy(update={"output": "def run_length_encode(t):\n    return 'a5'\n"})]
-    assert review_generated_tests.fn(task, differing, "local", "run3", str(traces_dir)).suspect == []
+    differing = [candidates[0], with_outcomes(task, candidates[1].model_copy(
+        update={"output": "def run_length_encode(t):\n    return 'a5'\n"}), backend)]
+    assert review_generated_tests.fn(task, differing, "run3", str(traces_dir)).suspect == []
 
 
 def test_promote_copies_accepted_tests_without_suspect_ones(cli, task_copy, tmp_path, traces_dir):

@@ -19,6 +19,15 @@ TracesOption = Annotated[
 ]
 
 
+def check_rounds(rounds: int) -> int:
+    """``--max-rounds`` within the bounds of the Rounds type (orchestrator.records), else one clear line."""
+    from orchestrator.errors import UserInputError
+
+    if not MIN_ROUNDS <= rounds <= MAX_ROUNDS:
+        raise UserInputError(f"--max-rounds {rounds}: must be between {MIN_ROUNDS} and {MAX_ROUNDS}")
+    return rounds
+
+
 CacheOption = Annotated[
     bool | None,
     typer.Option(

@@ -27,6 +27,7 @@ from orchestrator.cli.options import (
     TracesOption,
     WorkerOption,
     check_budget,
+    check_rounds,
     open_writable_store,
 )
 from orchestrator.errors import UserInputError
@@ -129,14 +130,12 @@ def run(
     ignore_unpriced: IgnoreUnpricedOption = False,
 ) -> int:
     """Run one task; exit 0 when it passes, 1 when it completed but failed, 2 on bad input."""
+    from domain.routing import check_router
     from domain.workers import preflight
     from sandbox import get_backend
-    from tasks.route import check_router
 
     settings = get_settings()
-    rounds = settings.max_rounds if max_rounds is None else max_rounds
-    if not 1 <= rounds <= 4:
-        raise UserInputError(f"--max-rounds {rounds}: must be between 1 and 4")
+    rounds = check_rounds(settings.max_rounds if max_rounds is None else max_rounds)
     task = load_task(task_dir, require_tests=False)  # a coding task without tests gets generated ones
     workers, mode = choose_workers(settings, provider, model, replay, worker, router)
     if mode is None:
@@ -145,7 +144,7 @@ def run(
         check_router(mode, settings)
     check_budget(max_cost, max_tokens)
     if max_cost is not None and not ignore_unpriced:
-        from tasks.route import refuse_unpriced
+        from domain.routing import refuse_unpriced
 
         refuse_unpriced(workers, mode or "", [task.workflow], settings)
     backend = get_backend(sandbox, settings)

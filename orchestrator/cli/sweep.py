@@ -27,6 +27,7 @@ from orchestrator.cli.options import (
     SandboxOption,
     TracesOption,
     WorkerOption,
+    check_rounds,
     open_writable_store,
 )
 from orchestrator.cli.run import choose_workers
@@ -165,7 +166,7 @@ def sweep(
                 "concurrency": concurrency,
                 "samples": samples,
                 "name": name,
-                "max_rounds": settings.max_rounds if max_rounds is None else max_rounds,
+                "max_rounds": check_rounds(settings.max_rounds if max_rounds is None else max_rounds),
                 "sweep_id": sweep_id,
                 "traces_dir": str(store.root),
                 "executor": executor,

@@ -238,39 +238,39 @@ def run_suite(command: dict[str, Any]) -> None:
 
 class Recorder:
     """One outcome per test as JUnit counts it: error (collection, setup or teardown) over failure
-    (the call) over skipped over passed; and whether pytest's own session end ran."""
+    (the call) over skipped over passed, with the message JUnit would give it (the crash line);
+    and whether pytest's own session end ran."""
 
     def __init__(self) -> None:
-        self.cases: dict[str, str] = {}
+        self.cases: dict[str, dict[str, str]] = {}  # nodeid -> {"name", "outcome", "message"}
         self.finished = False
         self.exitstatus: int | None = None
 
-    def _set(self, nodeid: str, outcome: str) -> None:
-        if _RANK[outcome] >= _RANK[self.cases.get(nodeid, "passed")]:
-            self.cases[nodeid] = outcome
+    def _set(self, nodeid: str, name: str, outcome: str, report: Any) -> None:
+        if _RANK[outcome] >= _RANK[self.cases.get(nodeid, {}).get("outcome", "passed")]:
+            crash = getattr(report.longrepr, "reprcrash", None)
+            message = crash.message if crash is not None else str(report.longrepr or "")
+            self.cases[nodeid] = {"name": name, "outcome": outcome, "message": message}
 
     def pytest_runtest_logreport(self, report: Any) -> None:
+        name = report.nodeid.rsplit("::", 1)[-1]  # as JUnit names a case: test_x[1-2]
         if report.when == "call":
-            self._set(report.nodeid, "passed" if report.passed else "failed" if report.failed else "skipped")
+            outcome = "passed" if report.passed else "failed" if report.failed else "skipped"
+            self._set(report.nodeid, name, outcome, report)
         elif report.failed:
-            self._set(report.nodeid, "error")
+            self._set(report.nodeid, name, "error", report)
         elif report.skipped:
-            self._set(report.nodeid, "skipped")
+            self._set(report.nodeid, name, "skipped", report)
 
     def pytest_collectreport(self, report: Any) -> None:
         if report.failed:
-            self._set(f"collect::{report.nodeid}", "error")
+            self._set(f"collect::{report.nodeid}", report.nodeid, "error", report)
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: Any, exitstatus: Any) -> None:
         self.finished = True
         self.exitstatus = int(exitstatus)
 
-    def counts(self) -> dict[str, int]:
-        out = {"passed": 0, "failed": 0, "errors": 0, "skipped": 0}
-        for outcome in self.cases.values():
-            out["errors" if outcome == "error" else outcome] += 1
-        return out
 
 
 def _accepter(listener: socket.socket, uid: int, deadline: float) -> socket.socket:
@@ -323,7 +323,7 @@ def _suite_child(command: dict[str, Any], listener: socket.socket, result_fd: in
     result = {
         "finished": recorder.finished,
         "exit_status": exit_status,
-        "counts": recorder.counts(),
+        "cases": list(recorder.cases.values()),
         "output": output,
         "import_error": None if import_error is None else f"{type(import_error).__name__}: {import_error}",
         "duration_s": time.monotonic() - started,
