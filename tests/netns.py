@@ -9,6 +9,7 @@ and kill everything a host runs with :meth:`Host.kill_all` (a machine lost).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -65,10 +66,8 @@ class Host:
         """SIGKILL to everything running in the host (a machine lost), then wait until all are dead."""
         pids = self.pids()
         for pid in pids:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         wait_gone(pids)
         return pids
 
@@ -113,19 +112,13 @@ class Network:
 
     def close(self) -> None:
         for host in self.hosts:
-            try:
+            with contextlib.suppress(OSError, TimeoutError):
                 host.kill_all()
-            except (OSError, TimeoutError):
-                pass
             for args in (("link", "del", host.veth), ("netns", "del", host.name)):
-                try:
+                with contextlib.suppress(RuntimeError):  # never created, or gone with the namespace
                     ip(*args)
-                except RuntimeError:
-                    pass  # never created, or gone with the namespace
         self.hosts.clear()
         if self._bridge_up:
-            try:
+            with contextlib.suppress(RuntimeError):
                 ip("link", "del", self.bridge)
-            except RuntimeError:
-                pass
             self._bridge_up = False
