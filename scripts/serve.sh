@@ -109,13 +109,15 @@ deploy() {
   crash_detection
 }
 
-# The automation that marks a flow run Crashed when its heartbeats stop (its worker's machine died):
-# after a heartbeat, expect another one or a final state within CRASH_AFTER seconds.
+# The automations that mark a pool's flow run Crashed when its worker's machine died: a running run
+# whose heartbeats stop, or a run a worker claimed (Pending) that never started. Each waits
+# CRASH_AFTER seconds for the next sign of life. Only flow runs of deployments are watched: their
+# workers set the heartbeat frequency (a flow run started elsewhere may beat every 180 s, Prefect's default).
 crash_detection() {
-  local name="crash-silent-flow-runs"
-  "$PY" - "$PREFECT_API_URL" "$name" "$CRASH_AFTER" <<'PY'
+  "$PY" - "$PREFECT_API_URL" "$CRASH_AFTER" <<'PY'
 import json, sys, urllib.request
-api, name, within = sys.argv[1], sys.argv[2], int(sys.argv[3])
+api, within = sys.argv[1], int(sys.argv[2])
+FINAL = ["Completed", "Failed", "Cancelled", "Crashed", "Cancelling"]
 
 def call(method, path, body):
     req = urllib.request.Request(api + path, data=json.dumps(body).encode(), method=method,
@@ -123,43 +125,38 @@ def call(method, path, body):
     with urllib.request.urlopen(req, timeout=15) as resp:
         return json.loads(resp.read() or "null")
 
-automation = {
-    "name": name,
-    "description": "Flow runs whose heartbeats stopped (their worker died) are marked Crashed.",
-    "trigger": {
-        "type": "event", "posture": "Proactive", "threshold": 1, "within": within,
-        "after": ["prefect.flow-run.heartbeat"],
-        "expect": ["prefect.flow-run.heartbeat", "prefect.flow-run.Completed", "prefect.flow-run.Failed",
-                   "prefect.flow-run.Cancelled", "prefect.flow-run.Crashed"],
-        "match": {"prefect.resource.id": ["prefect.flow-run.*"]},
-        "for_each": ["prefect.resource.id"],
-    },
-    "actions": [{"type": "change-flow-run-state", "state": "CRASHED",
-                 "message": f"no heartbeat for {within}s: its worker is gone"}],
-}
-existing = [a for a in call("POST", "/automations/filter", {}) if a["name"] == name]
-if existing:
-    call("PUT", f"/automations/{existing[0]['id']}", automation)
-else:
-    call("POST", "/automations/", automation)
-PY
-  echo "serve: crash detection: a flow run silent for ${CRASH_AFTER}s is marked Crashed"
-}
+def events(*names):
+    return [f"prefect.flow-run.{n}" for n in names]
 
-start_worker() {
-  local name="${1:-${ORCH_WORKER_NAME:-worker-$(hostname)}}"
-  local pidfile="$STATE/worker-$name.pid"
-  if alive "$pidfile"; then
-    echo "serve: worker $name already running (pid $(cat "$pidfile"))"
-  else
-    local args=(--pool "$POOL" --name "$name")
-    [ -n "${ORCH_WORKER_LIMIT:-}" ] && args+=(--limit "$ORCH_WORKER_LIMIT")
-    echo "serve: starting worker $name on pool $POOL (log: $STATE/worker-$name.log)"
-    (cd "$ROOT" && export ORCH_PROJECT_DIR="${ORCH_PROJECT_DIR:-$ROOT}" &&
-      spawn "$pidfile" "$STATE/worker-$name.log" "$PY" -m prefect worker start "${args[@]}")
-  fi
-  wait_for "worker $name coming online" \
-    "any(w['name'] == '$name' and w['status'] == 'ONLINE' for w in get('/work_pools/$POOL/workers/filter', {}))" 60
+watches = {
+    "crash-silent-flow-runs": (events("heartbeat"), events("heartbeat", *FINAL), "no heartbeat"),
+    "crash-unstarted-flow-runs": (
+        events("Pending", "Submitting"),
+        events("Running", "heartbeat", "Scheduled", "Late", "AwaitingRetry", *FINAL),
+        "claimed by a worker but not started",
+    ),
+}
+existing = {a["name"]: a["id"] for a in call("POST", "/automations/filter", {})}
+for name, (after, expect, why) in watches.items():
+    automation = {
+        "name": name,
+        "description": f"A pool's flow run {why} for {within}s (its worker is gone) is marked Crashed.",
+        "trigger": {
+            "type": "event", "posture": "Proactive", "threshold": 1, "within": within,
+            "after": after, "expect": expect,
+            "match": {"prefect.resource.id": "prefect.flow-run.*"},
+            "match_related": {"prefect.resource.role": "deployment"},
+            "for_each": ["prefect.resource.id"],
+        },
+        "actions": [{"type": "change-flow-run-state", "state": "CRASHED",
+                     "message": f"{why} for {within}s: its worker is gone"}],
+    }
+    if name in existing:
+        call("PUT", f"/automations/{existing[name]}", automation)
+    else:
+        call("POST", "/automations/", automation)
+PY
+  echo "serve: crash detection: a pool's flow run silent (or not started) for ${CRASH_AFTER}s is marked Crashed"
 }
 
 stop_pidfile() {
