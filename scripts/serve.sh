@@ -14,8 +14,9 @@
 # logs; default .orchestrator/serve), ORCH_PYTHON (default .venv/bin/python). PREFECT_* settings pass
 # through: PREFECT_HOME, PREFECT_API_DATABASE_CONNECTION_URL (PostgreSQL), PREFECT_WORKER_QUERY_SECONDS.
 # Crash detection: flow runs send a heartbeat every PREFECT_FLOWS_HEARTBEAT_FREQUENCY seconds (30 here,
-# Prefect's minimum; workers pass it to their runs); the automation `deploy` creates marks a run Crashed
-# when ORCH_CRASH_AFTER_SECONDS (90) pass without a heartbeat or a final state.
+# Prefect's minimum; workers pass it to their runs); the automations `deploy` creates mark a pool's run
+# Crashed when ORCH_CRASH_AFTER_SECONDS (90) pass without a heartbeat or a final state, or without
+# starting once a worker claimed it.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
