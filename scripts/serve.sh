@@ -160,6 +160,22 @@ PY
   echo "serve: crash detection: a pool's flow run silent (or not started) for ${CRASH_AFTER}s is marked Crashed"
 }
 
+start_worker() {
+  local name="${1:-${ORCH_WORKER_NAME:-worker-$(hostname)}}"
+  local pidfile="$STATE/worker-$name.pid"
+  if alive "$pidfile"; then
+    echo "serve: worker $name already running (pid $(cat "$pidfile"))"
+  else
+    local args=(--pool "$POOL" --name "$name")
+    [ -n "${ORCH_WORKER_LIMIT:-}" ] && args+=(--limit "$ORCH_WORKER_LIMIT")
+    echo "serve: starting worker $name on pool $POOL (log: $STATE/worker-$name.log)"
+    (cd "$ROOT" && export ORCH_PROJECT_DIR="${ORCH_PROJECT_DIR:-$ROOT}" &&
+      spawn "$pidfile" "$STATE/worker-$name.log" "$PY" -m prefect worker start "${args[@]}")
+  fi
+  wait_for "worker $name coming online" \
+    "any(w['name'] == '$name' and w['status'] == 'ONLINE' for w in get('/work_pools/$POOL/workers/filter', {}))" 60
+}
+
 stop_pidfile() {
   local pidfile="$1" pid
   [ -f "$pidfile" ] || return 0
