@@ -112,8 +112,9 @@ deploy() {
 
 # The automations that mark a pool's flow run Crashed when its worker's machine died: a running run
 # whose heartbeats stop, or a run a worker claimed (Pending) that never started. Each waits
-# CRASH_AFTER seconds for the next sign of life. Only flow runs of deployments are watched: their
-# workers set the heartbeat frequency (a flow run started elsewhere may beat every 180 s, Prefect's default).
+# CRASH_AFTER seconds for the next sign of life. Every process that runs flows against this server
+# (workers, `orchestrator sweep`) must beat more often than that: PREFECT_FLOWS_HEARTBEAT_FREQUENCY
+# (Prefect's default is 180 s).
 crash_detection() {
   "$PY" - "$PREFECT_API_URL" "$CRASH_AFTER" <<'PY'
 import json, sys, urllib.request
@@ -141,12 +142,11 @@ existing = {a["name"]: a["id"] for a in call("POST", "/automations/filter", {})}
 for name, (after, expect, why) in watches.items():
     automation = {
         "name": name,
-        "description": f"A pool's flow run {why} for {within}s (its worker is gone) is marked Crashed.",
+        "description": f"A flow run {why} for {within}s (its worker is gone) is marked Crashed.",
         "trigger": {
             "type": "event", "posture": "Proactive", "threshold": 1, "within": within,
             "after": after, "expect": expect,
-            "match": {"prefect.resource.id": "prefect.flow-run.*"},
-            "match_related": {"prefect.resource.role": "deployment"},
+            "match": {"prefect.resource.id": ["prefect.flow-run.*"]},
             "for_each": ["prefect.resource.id"],
         },
         "actions": [{"type": "change-flow-run-state", "state": "CRASHED",
@@ -157,7 +157,7 @@ for name, (after, expect, why) in watches.items():
     else:
         call("POST", "/automations/", automation)
 PY
-  echo "serve: crash detection: a pool's flow run silent (or not started) for ${CRASH_AFTER}s is marked Crashed"
+  echo "serve: crash detection: a flow run silent (or claimed and not started) for ${CRASH_AFTER}s is marked Crashed"
 }
 
 start_worker() {

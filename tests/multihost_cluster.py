@@ -40,7 +40,12 @@ class Cluster:
 
     def client_env(self) -> dict[str, str]:
         """The environment of a client on the server host (the CLI starting a sweep)."""
-        return {**os.environ, "PREFECT_API_URL": self.api.url, "PREFECT_CLIENT_MAX_RETRIES": "10", **S3_ENV}
+        return {
+            **os.environ, "PREFECT_API_URL": self.api.url, "PREFECT_CLIENT_MAX_RETRIES": "10",
+            # its own flow run (the sweep) beats like the workers' runs, or crash detection would end it
+            "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": self.worker_envs[next(iter(self.worker_envs))]["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"],
+            **S3_ENV,
+        }
 
     def start_worker(self, name: str) -> None:
         proc = subprocess.run(
