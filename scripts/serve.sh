@@ -14,9 +14,9 @@
 # logs; default .orchestrator/serve), ORCH_PYTHON (default .venv/bin/python). PREFECT_* settings pass
 # through: PREFECT_HOME, PREFECT_API_DATABASE_CONNECTION_URL (PostgreSQL), PREFECT_WORKER_QUERY_SECONDS.
 # Crash detection: flow runs send a heartbeat every PREFECT_FLOWS_HEARTBEAT_FREQUENCY seconds (30 here,
-# Prefect's minimum; workers pass it to their runs); the automations `deploy` creates mark a pool's run
-# Crashed when ORCH_CRASH_AFTER_SECONDS (90) pass without a heartbeat or a final state, or without
-# starting once a worker claimed it.
+# Prefect's minimum; workers pass it to their runs); the automation `deploy` creates marks a flow run
+# Crashed when ORCH_CRASH_AFTER_SECONDS (90) pass without a heartbeat or a final state. Every process
+# that runs flows against the server (an `orchestrator sweep` too) must beat more often than that.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -110,16 +110,13 @@ deploy() {
   crash_detection
 }
 
-# The automations that mark a pool's flow run Crashed when its worker's machine died: a running run
-# whose heartbeats stop, or a run a worker claimed (Pending) that never started. Each waits
-# CRASH_AFTER seconds for the next sign of life. Every process that runs flows against this server
-# (workers, `orchestrator sweep`) must beat more often than that: PREFECT_FLOWS_HEARTBEAT_FREQUENCY
-# (Prefect's default is 180 s).
+# The automation that marks a flow run Crashed when its heartbeats stop (its worker's machine died):
+# after a heartbeat, expect another one or a final state within CRASH_AFTER seconds.
 crash_detection() {
-  "$PY" - "$PREFECT_API_URL" "$CRASH_AFTER" <<'PY'
+  local name="crash-silent-flow-runs"
+  "$PY" - "$PREFECT_API_URL" "$name" "$CRASH_AFTER" <<'PY'
 import json, sys, urllib.request
-api, within = sys.argv[1], int(sys.argv[2])
-FINAL = ["Completed", "Failed", "Cancelled", "Crashed", "Cancelling"]
+api, name, within = sys.argv[1], sys.argv[2], int(sys.argv[3])
 
 def call(method, path, body):
     req = urllib.request.Request(api + path, data=json.dumps(body).encode(), method=method,
@@ -127,37 +124,27 @@ def call(method, path, body):
     with urllib.request.urlopen(req, timeout=15) as resp:
         return json.loads(resp.read() or "null")
 
-def events(*names):
-    return [f"prefect.flow-run.{n}" for n in names]
-
-watches = {
-    "crash-silent-flow-runs": (events("heartbeat"), events("heartbeat", *FINAL), "no heartbeat"),
-    "crash-unstarted-flow-runs": (
-        events("Pending", "Submitting"),
-        events("Running", "heartbeat", "Scheduled", "Late", "AwaitingRetry", *FINAL),
-        "claimed by a worker but not started",
-    ),
+automation = {
+    "name": name,
+    "description": "Flow runs whose heartbeats stopped (their worker died) are marked Crashed.",
+    "trigger": {
+        "type": "event", "posture": "Proactive", "threshold": 1, "within": within,
+        "after": ["prefect.flow-run.heartbeat"],
+        "expect": ["prefect.flow-run.heartbeat", "prefect.flow-run.Completed", "prefect.flow-run.Failed",
+                   "prefect.flow-run.Cancelled", "prefect.flow-run.Crashed"],
+        "match": {"prefect.resource.id": ["prefect.flow-run.*"]},
+        "for_each": ["prefect.resource.id"],
+    },
+    "actions": [{"type": "change-flow-run-state", "state": "CRASHED",
+                 "message": f"no heartbeat for {within}s: its worker is gone"}],
 }
-existing = {a["name"]: a["id"] for a in call("POST", "/automations/filter", {})}
-for name, (after, expect, why) in watches.items():
-    automation = {
-        "name": name,
-        "description": f"A flow run {why} for {within}s (its worker is gone) is marked Crashed.",
-        "trigger": {
-            "type": "event", "posture": "Proactive", "threshold": 1, "within": within,
-            "after": after, "expect": expect,
-            "match": {"prefect.resource.id": ["prefect.flow-run.*"]},
-            "for_each": ["prefect.resource.id"],
-        },
-        "actions": [{"type": "change-flow-run-state", "state": "CRASHED",
-                     "message": f"{why} for {within}s: its worker is gone"}],
-    }
-    if name in existing:
-        call("PUT", f"/automations/{existing[name]}", automation)
-    else:
-        call("POST", "/automations/", automation)
+existing = [a for a in call("POST", "/automations/filter", {}) if a["name"] == name]
+if existing:
+    call("PUT", f"/automations/{existing[0]['id']}", automation)
+else:
+    call("POST", "/automations/", automation)
 PY
-  echo "serve: crash detection: a flow run silent (or claimed and not started) for ${CRASH_AFTER}s is marked Crashed"
+  echo "serve: crash detection: a flow run silent for ${CRASH_AFTER}s is marked Crashed"
 }
 
 start_worker() {
