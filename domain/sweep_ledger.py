@@ -80,6 +80,21 @@ def query(store: TraceStore, sql: str, params: list[Any]) -> list[dict[str, Any]
         con.close()
 
 
+def spent_by_sweep(store: TraceStore, sweep_id: str) -> tuple[int, float]:
+    """Tokens and dollars the sweep's model calls have spent so far, every call of every run of it
+    (stopped, errored and superseded runs too, the tester's and judge's calls too): what a resumed
+    sweep's budget starts from. Calls without a price count 0 dollars."""
+    if not {"runs", "calls"} <= set(store.table_names()):
+        return 0, 0.0
+    [row] = query(
+        store,
+        "SELECT coalesce(sum(prompt_tokens + completion_tokens), 0) AS tokens, coalesce(sum(cost_usd), 0) AS cost "
+        "FROM calls WHERE run_id IN (SELECT run_id FROM runs WHERE sweep_id = ?)",
+        [sweep_id],
+    )
+    return int(row["tokens"]), float(row["cost"])
+
+
 def run_row(store: TraceStore, run_id: str) -> dict[str, Any] | None:
     rows = query(store, "SELECT * FROM runs WHERE run_id = ? ORDER BY finished_at LIMIT 1", [run_id])
     return rows[0] if rows else None

@@ -17,6 +17,7 @@ from prefect.artifacts import (
 )
 
 from domain.sweep_report import Comparison, SweepReport
+from tasks.bookkeeping import bookkeeping
 
 
 def artifact_key(name: str, what: str) -> str:
@@ -27,14 +28,16 @@ def artifact_key(name: str, what: str) -> str:
 
 
 class ProgressArtifact:
-    """A progress artifact updated as (task, sample) runs finish."""
+    """A progress artifact updated as (task, sample) runs finish (Prefect API failures are retried,
+    then dropped: progress is bookkeeping, tasks/bookkeeping.py)."""
 
     def __init__(self, name: str, total: int, done: int) -> None:
         self.total = max(total, 1)
-        created = create_progress_artifact(
-            progress=self._pct(done), key=artifact_key(name, "progress"), description=self._text(done)
-        )
-        self.id = cast(UUID, created)  # the sync call returns the id; the union is for async callers
+        created = bookkeeping(
+            "the sweep's progress artifact", create_progress_artifact,
+            progress=self._pct(done), key=artifact_key(name, "progress"), description=self._text(done),
+        )  # fmt: skip
+        self.id = cast(UUID | None, created)  # the sync call returns the id; the union is for async callers
 
     def _pct(self, done: int) -> float:
         return round(100.0 * done / self.total, 2)
@@ -43,7 +46,11 @@ class ProgressArtifact:
         return f"{done} of {self.total} runs finished"
 
     def update(self, done: int) -> None:
-        update_progress_artifact(self.id, progress=self._pct(done), description=self._text(done))
+        if self.id is not None:
+            bookkeeping(
+                "the sweep's progress", update_progress_artifact,
+                self.id, progress=self._pct(done), description=self._text(done),
+            )  # fmt: skip
 
 
 def _money(value: float | None) -> str:
@@ -157,17 +164,17 @@ def report_markdown(report: SweepReport, comparison: Comparison | None, chart: P
 
 
 def publish(report: SweepReport, comparison: Comparison | None, chart: Path | None) -> None:
-    create_table_artifact(
-        task_table(report),
-        key=artifact_key(report.name, "tasks"),
-        description=f"Per task, sweep {report.sweep_id}",
-    )
-    create_table_artifact(
-        model_table(report),
-        key=artifact_key(report.name, "models"),
+    bookkeeping(
+        "the sweep's task table", create_table_artifact,
+        task_table(report), key=artifact_key(report.name, "tasks"), description=f"Per task, sweep {report.sweep_id}",
+    )  # fmt: skip
+    bookkeeping(
+        "the sweep's model table", create_table_artifact,
+        model_table(report), key=artifact_key(report.name, "models"),
         description=f"Per model, sweep {report.sweep_id}",
-    )
-    create_markdown_artifact(
+    )  # fmt: skip
+    bookkeeping(
+        "the sweep's report", create_markdown_artifact,
         report_markdown(report, comparison, chart),
         key=artifact_key(report.name, "report"),
         description=f"Sweep {report.sweep_id}: summary, comparison with the previous sweep, history chart",

@@ -193,10 +193,18 @@ def test_round(state: CodingState, runner: Runner) -> CodingState:
     """Run the visible suite (else the hidden one) on every new draft; keep those that go on."""
     suite = "visible" if state.has_visible else "hidden"
     working = state.working()
-    attempts = _test(state, runner, working, suite)
+    # In the last round the hidden suite runs in the same sandbox session: no candidate goes on, so
+    # its result never reaches a prompt, and final_verdict need not start a sandbox again.
+    last_round = state.round >= state.routed.controls.max_rounds
+    with_hidden = last_round and state.task.has_hidden_tests and state.has_visible
+    suites = [suite, "hidden"] if with_hidden else [suite]
+    outcomes = _test(state, runner, working, suites)
     state.active = []
-    for cand, attempt in zip(working, attempts, strict=True):
+    for cand, attempts in zip(working, outcomes, strict=True):
+        attempt = attempts[0]
         cand.last = attempt
+        if with_hidden:
+            cand.final = attempts[1]
         run_logger().info(
             "round %d %s: %d passed, %d failed%s", state.round, cand.worker.label, attempt.tests_passed,
             attempt.tests_failed, " (timed out)" if attempt.timed_out else "",
@@ -238,7 +246,9 @@ def final_verdict(state: CodingState, runner: Runner) -> CodingState:
     generated tests, a test every candidate fails the same way is more likely wrong than they are."""
     tested = [c for c in state.candidates if c.last is not None]
     if state.task.has_hidden_tests and state.has_visible:
-        for cand, attempt in zip(tested, _test(state, runner, tested, "hidden"), strict=True):
+        # Those whose rounds ended before the last round (a visible pass) have no hidden verdict yet.
+        pending = [c for c in tested if c.final is None]
+        for cand, (attempt,) in zip(pending, _test(state, runner, pending, ["hidden"]), strict=True):
             cand.final = attempt
     state.results = [c.result() for c in state.candidates]
     if isinstance(state.task, TaskWithGeneratedTests):
@@ -279,18 +289,21 @@ def persist(state: CodingState) -> CodingState:
 # ---------------------------------------------------------------- helpers
 
 
-def _test(state: CodingState, runner: Runner, cands: list[Candidate], suite: str) -> list[AttemptRow]:
-    """One suite on each candidate's latest code; a sandbox that fails to start (after its retry) fails the run."""
-    attempts = runner.map(run_tests, [
-        dict(task=state.task, code=c.code, suite=suite, sandbox=state.sandbox, run_id=state.run_id,
+def _test(state: CodingState, runner: Runner, cands: list[Candidate], suites: list[str]) -> list[list[AttemptRow]]:
+    """The suites on each candidate's latest code, in one sandbox session per candidate; one attempt
+    per suite. A sandbox that fails to start (after its retry) fails the run."""
+    if not cands:
+        return []
+    outcomes = runner.map(run_tests, [
+        dict(task=state.task, code=c.code, suites=suites, sandbox=state.sandbox, run_id=state.run_id,
              candidate_id=c.candidate_id, worker=c.worker.label, round_number=c.rounds, traces_dir=state.traces)
         for c in cands
     ])
-    for cand, attempt in zip(cands, attempts, strict=True):
-        if isinstance(attempt, BaseException):
-            raise attempt
-        cand.attempts.append(attempt)
-    return attempts
+    for cand, attempts in zip(cands, outcomes, strict=True):
+        if isinstance(attempts, BaseException):
+            raise attempts
+        cand.attempts.extend(attempts)
+    return outcomes
 
 
 def _feedback(state: CodingState, cand: Candidate) -> str | None:

@@ -1,11 +1,13 @@
 """The sweep flow: every task of a folder through its workflow, with bounded concurrency and resume.
 
-Concurrency: each (task, sample) is a Prefect task on the flow's ThreadPoolTaskRunner; the flow keeps
-at most ``concurrency`` of them in flight (a sliding window), so the limit is a per-sweep parameter
-(a task runner's size is fixed when the flow is defined) and tasks not yet started do not crowd the UI.
-Each of those tasks runs the single-task flow as a subflow (``executor="local"``), or triggers the
-run-task deployment and waits for it (``executor="deployment"``), so that several workers on one pool
-share a sweep. Threads suit the work: it waits on model calls and sandboxed pytest processes.
+Concurrency: the flow keeps at most ``concurrency`` (task, sample) runs in flight in a thread pool
+(a sliding window). With ``executor="local"`` each runs its workflow's steps as plain calls
+(:class:`flows.runner.PlainRunner`) inside the sweep's own flow run: no subflow and no task runs per
+task, whose Prefect bookkeeping cost more than the work (docs/traces.md, "Throughput"); the UI still
+shows every task's result in the sweep's progress and table artifacts, and a single ``orchestrator
+run`` stays a flow of retryable tasks. With ``executor="deployment"`` each triggers the run-task deployment and waits
+for it, so that several workers on one pool share a sweep. Threads suit the work: it waits on model
+calls and sandboxed pytest processes.
 
 Budgets (``max_cost``/``max_tokens``): before starting a run the flow asks the sweep's
 :class:`orchestrator.budget.Budget` whether one more mean run, on top of what is spent and what the
@@ -17,19 +19,18 @@ its run is ``stopped``, also rerun on resume).
 
 from __future__ import annotations
 
+import contextvars
 import json
 import re
 import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any, Literal, cast
 
-from prefect import flow, get_run_logger, task
-from prefect.cache_policies import NO_CACHE
+from prefect import flow, get_run_logger
 from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
-from prefect.futures import PrefectFuture, as_completed
 from prefect.runtime import flow_run as current_flow_run
-from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field, field_validator
 
 from domain.sweep_chart import history_chart
@@ -41,13 +42,15 @@ from domain.sweep_ledger import (
     ledger_row,
     orphan_runs,
     run_row,
+    spent_by_sweep,
     sweeps,
 )
 from domain.sweep_plan import WorkItem, select_tasks, sweep_name, work_items
 from domain.sweep_report import SweepReport, build_report, compare
 from domain.workers import parse_worker, preflight
 from flows._sweep_artifacts import ProgressArtifact, artifact_key, publish
-from flows.registry import WORKFLOW_FLOWS
+from flows.registry import WORKFLOW_RUNS
+from flows.runner import PlainRunner
 from orchestrator.budget import Budget, Usage
 from orchestrator.errors import UserInputError
 from orchestrator.records import Rounds, RunRequest, SandboxName, SweepRow, SweepTaskRow, WorkerSpec, new_id
@@ -60,7 +63,7 @@ from tasks.route import check_router, refuse_unpriced
 
 RETRY_NEEDS_SWEEP = "--retry-errors reruns the errored runs of a sweep: give --sweep-id or --resume"
 
-#: The thread pool's size; ``SweepParams.concurrency`` bounds what is in flight below it.
+#: The most runs in flight at once (``SweepParams.concurrency``).
 MAX_CONCURRENCY = 32
 
 
@@ -141,11 +144,9 @@ def _request(item: WorkItem, params: SweepParams, sweep_id: str, traces: str, sa
     ))  # sandbox: the backend the sweep resolved once, one of the names
 
 
-def _via_subflow(item: WorkItem, request: RunRequest) -> Any:
-    label = f"{item.task_id}#{item.sample}"
-    # The workflow's own flow, not run-task: one flow run per task instead of two.
-    workflow_flow = WORKFLOW_FLOWS[item.workflow]
-    return workflow_flow.with_options(flow_run_name=lambda: label)(**dict(request))
+def _in_process(item: WorkItem, request: RunRequest) -> Any:
+    """The workflow's steps as plain calls in the sweep's flow run (the sweep attached the run's scope)."""
+    return WORKFLOW_RUNS[item.workflow](request, PlainRunner())
 
 
 def _trigger(deployment: str, parameters: dict[str, Any], key: str) -> FlowRun:
@@ -185,7 +186,6 @@ def _via_deployment(
 _budgets: dict[str, Budget] = {}
 
 
-@task(name="sweep-run", cache_policy=NO_CACHE, task_run_name="{item.task_id} #{item.sample}")
 def run_item(
     item: WorkItem, params: SweepParams, sweep_id: str, traces: str, sandbox: str, run_id: str | None = None
 ) -> SweepTaskRow:
@@ -202,7 +202,7 @@ def run_item(
     if params.executor == "local":
         try:
             with scoped(run_id, RunScope(budget=budget, cache=params.cache, sample=item.sample)):
-                summary = _via_subflow(item, request)
+                summary = _in_process(item, request)
             candidates = candidates_from_summary(summary)
         except Exception as exc:  # the run failed; the sweep records it and continues
             error = f"{type(exc).__name__}: {exc}"
@@ -318,12 +318,7 @@ def prepare(params: SweepParams) -> Prepared:
     )
 
 
-# Prefect types task_runner with an invariant generic that rejects its own ThreadPoolTaskRunner.
-@flow(
-    name="sweep",
-    flow_run_name=_run_name,
-    task_runner=ThreadPoolTaskRunner(max_workers=MAX_CONCURRENCY),  # type: ignore[arg-type]
-)
+@flow(name="sweep", flow_run_name=_run_name)
 def sweep_flow(params: SweepParams) -> SweepReport:
     """Run every task under ``params.tasks``; resume ``params.sweep_id`` when it has finished runs."""
     logger = get_run_logger()
@@ -349,12 +344,13 @@ def sweep_flow(params: SweepParams) -> SweepReport:
     keep = ("completed",) if params.retry_errors else DONE
     done = {(r["task_id"], r["sample"]) for r in record if r["status"] in keep}
     todo = _adopt_orphans(store, sweep_id, [i for i in items if (i.task_id, i.sample) not in done])
-    spent = [_run_usage(r) for r in record if r["status"] in DONE]
+    spent = [_run_usage(r) for r in record if r["status"] in DONE]  # what one run costs, on average
+    tokens_so_far, cost_so_far = spent_by_sweep(store, sweep_id)
     budget = Budget(
         max_cost_usd=params.max_cost,
         max_tokens=params.max_tokens,
         ignore_unpriced=params.ignore_unpriced,
-        already_spent=Usage(tokens=sum(u.tokens for u in spent), cost_usd=sum(u.cost_usd for u in spent)),
+        already_spent=Usage(tokens=tokens_so_far, cost_usd=cost_so_far),
     )
     logger.info(
         "sweep %s (%s): %d task(s) × %d sample(s); %d already finished, %d to run, %d at a time",
@@ -369,7 +365,8 @@ def sweep_flow(params: SweepParams) -> SweepReport:
     progress = ProgressArtifact(name, len(items), len(items) - len(todo))
     done_count = len(items) - len(todo)
     queue = list(reversed(todo))
-    in_flight: dict[PrefectFuture[SweepTaskRow], str] = {}
+    in_flight: dict[Future[SweepTaskRow], str] = {}
+    pool = ThreadPoolExecutor(max_workers=params.concurrency, thread_name_prefix=f"sweep-{sweep_id}")
     stop_reason: str | None = None
 
     def submit_next() -> bool:
@@ -384,7 +381,10 @@ def sweep_flow(params: SweepParams) -> SweepReport:
                     stop_reason = refusal
                 return False
         run_id = new_id()
-        in_flight[run_item.submit(queue.pop(), params, sweep_id, traces, sandbox, run_id)] = run_id
+        # Each run sees the sweep's flow run context (its logger, its artifacts' flow run).
+        context = contextvars.copy_context()
+        item = queue.pop()
+        in_flight[pool.submit(context.run, run_item, item, params, sweep_id, traces, sandbox, run_id)] = run_id
         return True
 
     _budgets[sweep_id] = budget
@@ -392,16 +392,18 @@ def sweep_flow(params: SweepParams) -> SweepReport:
         while len(in_flight) < params.concurrency and submit_next():
             pass
         while in_flight:
-            future = next(as_completed(list(in_flight)))
-            del in_flight[future]
-            row = future.result()  # raises only when recording failed (e.g. the trace folder is not writable)
-            if row.status in DONE:
-                spent.append(_run_usage(row))
-            done_count += 1
+            finished, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
+            for future in finished:
+                del in_flight[future]
+                row = future.result()  # raises only when recording failed (e.g. the trace folder is not writable)
+                if row.status in DONE:
+                    spent.append(_run_usage(row))
+            done_count += len(finished)
             progress.update(done_count)
             while len(in_flight) < params.concurrency and submit_next():
                 pass  # with nothing in flight, a refusal names the stop and the rest is skipped
     finally:
+        pool.shutdown(wait=True, cancel_futures=True)
         _budgets.pop(sweep_id, None)
     if queue:
         reason = stop_reason or "budget"

@@ -95,12 +95,15 @@ def file_metadata(table: str, sources: Sequence[str] = ()) -> dict[bytes, bytes]
 
 
 # Compacted files never change once written, so what their footers say is read once per process.
-_sources_cache: dict[tuple[int, str], frozenset[str]] = {}
+# Keyed by the filesystem's kind and the path (names are unique: a timestamp and a uuid), not by the
+# filesystem object: every TraceStore opens its own, so an id() key grew by every compacted file
+# for every store a sweep opened (~1 MB a task over a 1,000-task sweep).
+_sources_cache: dict[tuple[str, str], frozenset[str]] = {}
 _sources_lock = threading.Lock()
 
 
 def _sources(fs: pafs.FileSystem, file: TraceFile) -> frozenset[str]:
-    key = (id(fs), file.path)
+    key = (fs.type_name, file.path)
     with _sources_lock:
         cached = _sources_cache.get(key)
     if cached is not None:

@@ -63,16 +63,15 @@ def load_embedder(cache_dir: Path, threads: int = 2) -> Embedder:
         from llama_cpp import Llama
     except ImportError:
         raise EmbedderUnavailable("llama-cpp-python is not installed") from None
-    from providers.local import plain_cpu_buffers_on_amx_hosts
+    from providers.local import open_llama
 
     path = gguf_file(cache_dir)
     with _LOAD_LOCK:
         if path not in _LOADED:
             # Plain CPU buffers: on AMX hosts llama.cpp's AMX buffers embed 2-3x slower here (measured).
-            with plain_cpu_buffers_on_amx_hosts():
-                llama = Llama(
-                    model_path=str(path), embedding=True, n_ctx=512, n_threads=threads, n_batch=512, verbose=False
-                )
+            llama = open_llama(
+                Llama, model_path=str(path), embedding=True, n_ctx=512, n_threads=threads, n_batch=512, verbose=False
+            )
             _LOADED[path] = Embedder(llama, embedder_name())
         return _LOADED[path]
 

@@ -7,6 +7,7 @@ instance; a ``Llama`` object is not re-entrant, so each loaded model has a lock 
 
 from __future__ import annotations
 
+import atexit
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -73,17 +74,27 @@ def _load(name: str, path: Path, settings: Settings) -> LoadedModel:
         ) from None
     started = time.perf_counter()
     try:
-        with plain_cpu_buffers_on_amx_hosts():
-            llama = Llama(
-                model_path=str(path),
-                n_ctx=settings.local_context,
-                n_threads=settings.local_threads,
-                n_threads_batch=settings.local_threads,
-                verbose=False,
-            )
+        llama = open_llama(
+            Llama,
+            model_path=str(path),
+            n_ctx=settings.local_context,
+            n_threads=settings.local_threads,
+            n_threads_batch=settings.local_threads,
+            verbose=False,
+        )
     except (ValueError, RuntimeError) as exc:
         raise ModelFileError(f"llama.cpp could not load {path}: {exc}", kind="model_load") from None
     return LoadedModel(name=name, path=path, llama=llama, load_s=time.perf_counter() - started)
+
+
+def open_llama(llama_class: Any, **kwargs: Any) -> Any:
+    """A llama.cpp model, loaded into plain CPU buffers on AMX hosts and closed at exit: left to
+    ``Llama.__del__`` during interpreter teardown, its clean-up finds llama_cpp's functions already
+    gone and prints "Exception ignored ... TypeError: 'NoneType' object is not callable"."""
+    with plain_cpu_buffers_on_amx_hosts():
+        llama = llama_class(**kwargs)
+    atexit.register(llama.close)
+    return llama
 
 
 def cpu_has_amx() -> bool:

@@ -12,7 +12,7 @@ from orchestrator.settings import get_settings
 from orchestrator.taskspec import Task
 from orchestrator.traces import TraceStore
 from sandbox import get_backend
-from sandbox.pytest_runner import run_pytest
+from sandbox.suites import run_suites
 from tasks.question import ask_solver
 
 OUTPUT_EXCERPT_CHARS = 4000
@@ -63,42 +63,46 @@ def write_code(
 def run_tests(
     task: Task,
     code: str,
-    suite: str,
+    suites: list[str],
     sandbox: str,
     run_id: str,
     candidate_id: str,
     worker: str,
     round_number: int,
     traces_dir: str,
-) -> AttemptRow:
-    """Run one test suite (visible or hidden) against ``code``; the verdict comes from pytest's report.
+) -> list[AttemptRow]:
+    """Run the test suites (``visible``, ``hidden``) against ``code`` in one sandbox session; one
+    attempt per suite, in that order, each verdict from pytest's report, taken as the task's
+    ``verdict`` mode says.
 
     Retried once by Prefect: a failure here is the sandbox failing to start, not the tests failing.
     """
     settings = get_settings()
     backend = get_backend(sandbox, settings)
     files = {**task.starter_files(), task.spec.entry: code}
-    tests = task.visible_tests() if suite == "visible" else task.hidden_tests()
-    result, report = run_pytest(backend, files, tests, task.spec.limits)
-    output = (result.stdout + ("\n" + result.stderr if result.stderr.strip() else "")).strip()
-    row = AttemptRow(
-        run_id=run_id,
-        candidate_id=candidate_id,
-        worker=worker,
-        round=round_number,
-        code=code,
-        sandbox=result.backend or backend.name,
-        suite=suite,
-        exit_code=result.exit_code,
-        report_found=report.report_found,
-        passed=report.all_passed,
-        tests_passed=report.passed,
-        tests_failed=report.failed,
-        tests_errors=report.errors,
-        duration_s=result.duration_s,
-        timed_out=result.timed_out,
-        killed=result.killed,
-        output_excerpt=output[-OUTPUT_EXCERPT_CHARS:],
-    )
-    TraceStore(traces_dir).write("attempts", [row])
-    return row
+    tests = {name: task.visible_tests() if name == "visible" else task.hidden_tests() for name in suites}
+    outcomes = run_suites(backend, files, tests, task.spec.limits, entry=task.spec.entry, mode=task.spec.verdict)
+    rows = []
+    for suite, (result, report) in outcomes.items():
+        output = (result.stdout + ("\n" + result.stderr if result.stderr.strip() else "")).strip()
+        rows.append(AttemptRow(
+            run_id=run_id,
+            candidate_id=candidate_id,
+            worker=worker,
+            round=round_number,
+            code=code,
+            sandbox=result.backend or backend.name,
+            suite=suite,
+            exit_code=result.exit_code,
+            report_found=report.report_found,
+            passed=report.all_passed,
+            tests_passed=report.passed,
+            tests_failed=report.failed,
+            tests_errors=report.errors,
+            duration_s=result.duration_s,
+            timed_out=result.timed_out,
+            killed=result.killed,
+            output_excerpt=output[-OUTPUT_EXCERPT_CHARS:],
+        ))
+    TraceStore(traces_dir).write("attempts", rows)
+    return rows

@@ -13,6 +13,7 @@ from prefect.runtime import flow_run
 from orchestrator.records import CandidateResult, RunRow, RunSummary, WorkerSpec, sum_cost, utcnow
 from orchestrator.taskspec import Task
 from orchestrator.traces import TraceStore
+from tasks.bookkeeping import bookkeeping
 from tasks.call_scope import scope_for
 
 
@@ -139,7 +140,9 @@ def record_run(
     )
     if flow_run_id is None:
         return  # steps run without Prefect (tests, plain runners): no UI to publish to
-    create_markdown_artifact(
+    bookkeeping(
+        f"the summary artifact of run {summary.run_id}",
+        create_markdown_artifact,
         summary_markdown(summary),
         key=artifact_key(summary.task_id),
         description=f"Run {summary.run_id} of {summary.task_id}: verdict, rounds, tokens, cost",

@@ -136,7 +136,9 @@ def test_ephemeral_mode_without_a_server(task_copy, tmp_path):
     task = task_copy("task_001")
     replay = write_replay(tmp_path / "good.jsonl", "task_001", GOOD)
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
-    env.update(PREFECT_HOME=str(tmp_path / "prefect-home"), ORCH_TRACES_DIR=str(tmp_path / "t"))
+    # The probe off: a server someone runs on 127.0.0.1:4200 would be used instead.
+    env.update(PREFECT_HOME=str(tmp_path / "prefect-home"), ORCH_TRACES_DIR=str(tmp_path / "t"),
+               ORCH_PREFECT_PROBE_URL="off")  # fmt: skip
     exe = Path(sys.executable).with_name("orchestrator")
     proc = subprocess.run(
         [str(exe), "run", str(task), "--replay", str(replay), "--sandbox", "local", "--json"],
@@ -144,6 +146,42 @@ def test_ephemeral_mode_without_a_server(task_copy, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["passed"] is True
+
+
+def test_a_running_server_is_used_when_none_is_configured(task_copy, tmp_path, prefect_api):
+    """No PREFECT_API_URL, a server answering at ORCH_PREFECT_PROBE_URL: the run reports to it."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import httpx
+
+    task = task_copy("task_001")
+    replay = write_replay(tmp_path / "good.jsonl", "task_001", GOOD)
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env.update(PREFECT_HOME=str(tmp_path / "prefect-home"), ORCH_TRACES_DIR=str(tmp_path / "t"),
+               ORCH_PREFECT_PROBE_URL=prefect_api)  # fmt: skip
+    exe = Path(sys.executable).with_name("orchestrator")
+    proc = subprocess.run(
+        [str(exe), "run", str(task), "--replay", str(replay), "--sandbox", "local", "--json"],
+        env=env, capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    [row] = TraceStore(tmp_path / "t").rows("runs", run_id=json.loads(proc.stdout)["run_id"])
+    flow_run = httpx.get(f"{prefect_api}/flow_runs/{row['flow_run_id']}", timeout=30)
+    assert flow_run.status_code == 200 and flow_run.json()["state_type"] == "COMPLETED"
+
+
+def test_a_profile_that_names_a_server_is_not_overridden_by_the_probe(tmp_path):
+    from orchestrator.cli.prefect_server import configured, use_running_server
+
+    (tmp_path / "profiles.toml").write_text(
+        'active = "team"\n[profiles.team]\nPREFECT_API_URL = "http://prefect.example:4200/api"\n'
+    )
+    env = {"PREFECT_HOME": str(tmp_path), "ORCH_PREFECT_PROBE_URL": "http://127.0.0.1:9/api"}
+    assert configured(env) and use_running_server(env) is None and "PREFECT_API_URL" not in env
+    (tmp_path / "profiles.toml").write_text('active = "local"\n[profiles.local]\n')
+    assert not configured(env) and use_running_server(env) is None  # nothing answers on port 9
 
 
 def test_main_job_local_default_model_solves_or_honestly_fails(cli, task_copy, traces_dir):

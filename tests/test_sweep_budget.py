@@ -144,3 +144,25 @@ def test_the_sweep_form_has_the_budget_cache_and_retry_fields() -> None:
     assert {"cache", "max_cost", "max_tokens", "ignore_unpriced", "retry_errors"} <= set(sweep_fields)
     with pytest.raises(ValueError, match="max_cost"):
         SweepParams(max_cost=0)
+
+
+def test_a_resumed_sweep_counts_every_call_its_runs_made(tmp_path) -> None:
+    """Stopped and superseded runs spent too, and so did the judge: the ledger's latest runs alone
+    would undercount what a resumed sweep's budget starts from."""
+    from domain.sweep_ledger import spent_by_sweep
+    from orchestrator.records import CallRow, RunRow
+
+    store = TraceStore(tmp_path)
+    assert spent_by_sweep(store, "s1") == (0, 0.0)  # nothing written yet
+    runs = [("r1", "s1", "stopped"), ("r2", "s1", "completed"), ("r3", "other", "completed")]
+    store.write("runs", [RunRow(run_id=r, task_id="t", workflow="coding", task_dir="d", status=st, sweep_id=s)
+                         for r, s, st in runs])
+    store.write("calls", [
+        CallRow(run_id="r1", provider="openai", model="m", role="solver", purpose="solve",
+                prompt_tokens=100, completion_tokens=50, cost_usd=0.25),
+        CallRow(run_id="r2", provider="openai", model="m", role="judge", purpose="judge",
+                prompt_tokens=10, completion_tokens=5, cost_usd=None),
+        CallRow(run_id="r3", provider="openai", model="m", role="solver", purpose="solve",
+                prompt_tokens=1000, completion_tokens=1000, cost_usd=9.0),
+    ])
+    assert spent_by_sweep(store, "s1") == (165, 0.25)

@@ -230,3 +230,17 @@ def test_a_file_of_the_older_schema_that_no_longer_fits_names_the_file_and_the_f
         ("old", True, 2),
     ]
     assert store.sql("SELECT typeof(rounds) FROM runs LIMIT 1")[1] == [("BIGINT",)]
+
+
+def test_a_compacted_files_sources_are_read_once_per_process_not_once_per_store(tmp_path: Path) -> None:
+    """A sweep opens a TraceStore per write; the footer cache must not grow with every one of them."""
+    from orchestrator import trace_files
+
+    store = TraceStore(tmp_path, compact_after=4, delete_grace_s=3600)  # the replaced files stay listed
+    for i in range(8):
+        store.write("calls", [_call("r", str(i))])
+    assert _counts(TraceStore(tmp_path)) == (8, 8)
+    cached = len(trace_files._sources_cache)
+    for _ in range(5):
+        assert _counts(TraceStore(tmp_path)) == (8, 8)
+    assert cached > 0 and len(trace_files._sources_cache) == cached

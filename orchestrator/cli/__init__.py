@@ -21,6 +21,13 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 # in CI: "Timed out while attempting to connect to ephemeral Prefect API server").
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
+from orchestrator.cli.prefect_server import use_running_server  # noqa: E402
+
+# Commands that run flows report to a running server rather than start a temporary one (before
+# anything imports Prefect, which reads its settings once); `traces` and `--help` need no server.
+if sys.argv[1:2] and sys.argv[1] not in ("traces", "--help"):
+    use_running_server()
+
 app = typer.Typer(
     name="orchestrator",
     help="Send a task through several LLMs, verify what they produce, judge the candidates, keep every step.",

@@ -20,7 +20,7 @@ from orchestrator.cli.options import (
     check_budget,
 )
 from orchestrator.errors import UserInputError
-from orchestrator.records import RunSummary, WorkerSpec
+from orchestrator.records import RunRequest, RunSummary, WorkerSpec
 from orchestrator.settings import Settings, get_settings
 from orchestrator.taskspec import load_task
 
@@ -143,21 +143,24 @@ def run(
     backend = get_backend(sandbox, settings)
     who = ", ".join(w.label for w in workers) if workers else f"the {mode} router"
 
-    from flows.run_task import run_task_flow
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
-    with err_console.status(f"running {task.id} with {who} ({backend.name} sandbox)"):
-        summary = run_task_flow(
-            task_dir=str(task.folder),
-            workers=workers or None,
-            router=mode,
-            max_rounds=rounds,
-            sandbox=backend.name,
-            traces_dir=traces or settings.traces_dir,
-            cache=cache,
-            max_cost=max_cost,
-            max_tokens=max_tokens,
-            ignore_unpriced=ignore_unpriced,
-        )
+    from flows.run_task import run_any
+    from flows.runner import PrefectRunner
+
+    request = RunRequest.model_validate(dict(
+        task_dir=str(task.folder), workers=workers or None, router=mode, max_rounds=rounds, sandbox=backend.name,
+        traces_dir=traces or settings.traces_dir, cache=cache, max_cost=max_cost, max_tokens=max_tokens,
+        ignore_unpriced=ignore_unpriced,
+    ))  # sandbox: the resolved backend's name, one of the names
+    # No flow-run heartbeats: they let a server mark a worker's vanished run crashed, while this
+    # command is the run's process and reports its end itself; their thread's join at the flow's end
+    # costs up to a second of a seconds-long command.
+    no_heartbeats = temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None})
+    with err_console.status(f"running {task.id} with {who} ({backend.name} sandbox)"), no_heartbeats:
+        # The workflow's own flow (a flow of retryable task runs), not run-task around it: one flow
+        # run's start and end instead of two (docs/traces.md, "Throughput").
+        summary = run_any(request, PrefectRunner())
     if as_json:
         print(summary_json(summary))
     else:
