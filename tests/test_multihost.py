@@ -86,9 +86,15 @@ def _poll(what: str, check: Any, deadline_s: float) -> Any:
 
 
 def _running_on(cluster: Cluster, name: str) -> Any:
-    """Poll helper: a run-task flow run RUNNING on the worker ``name``, or None."""
+    """Poll helper: a run-task flow run RUNNING on the worker ``name`` while no run is PENDING, or None.
+
+    A run claimed but not started when its host dies sends no heartbeat, so crash detection misses it
+    (docs/deployment.md); the host is lost only at a moment when every claimed run has started."""
     run_task = cluster.api.deployment("run-task/run-task")
-    for run in cluster.api.flow_runs(deployment_id={"any_": [run_task["id"]]}, state={"type": {"any_": ["RUNNING"]}}):
+    runs = cluster.api.flow_runs(deployment_id={"any_": [run_task["id"]]}, state={"type": {"any_": ["RUNNING", "PENDING"]}})
+    if any(r["state_type"] == "PENDING" for r in runs):
+        return None
+    for run in runs:
         if cluster.api.worker_of(run["id"]) == name:
             return run
     return None
