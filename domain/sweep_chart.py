@@ -48,6 +48,9 @@ def history_chart(history: list[dict[str, Any]], out: Path, title: str) -> Path 
     rate_ax.set_title(title)
     rate_ax.legend(fontsize="small", loc="lower left")
     cost_ax.set_ylabel("cost (USD)")
+    # costs are never negative; all-zero costs (free or local models) get a 0..1 axis, not -0.04..0.04
+    top = max((p.get("cost_usd") or 0.0 for points in series.values() for p in points.values()), default=0.0)
+    cost_ax.set_ylim(0, top * 1.1 if top > 0 else 1.0)
     cost_ax.set_xticks(range(len(history)), labels, fontsize="x-small")
     for ax in (rate_ax, cost_ax):
         ax.grid(alpha=0.3)

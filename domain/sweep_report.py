@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from domain.sweep_ledger import BUDGET_LEFT, DONE, ledger, query
+from domain.usage import total_tokens
 from orchestrator.traces import TraceStore
 
 #: The k of pass@k reported when several samples are drawn (plus the sample count itself).
@@ -85,7 +86,7 @@ class SweepReport(BaseModel):
             "tasks": len(self.tasks),
             "samples": self.samples,
             "pass_at_k": self.pass_at_k,
-            "tokens": self.prompt_tokens + self.completion_tokens,
+            "tokens": total_tokens(self),
             "models": [m.model_dump() for m in self.models],
         }
 
@@ -171,6 +172,7 @@ def build_report(store: TraceStore, sweep_id: str, name: str, duration_s: float 
     passed = sum(1 for r in rows if r["passed"] and r["status"] != "error")
     cost, complete = _sum_known([r["cost_usd"] for r in rows])
     samples = max((t.samples for t in tasks), default=1)
+    models = _model_stats(store, rows)
     return SweepReport(
         sweep_id=sweep_id,
         name=name,
@@ -182,8 +184,10 @@ def build_report(store: TraceStore, sweep_id: str, name: str, duration_s: float 
         pass_rate=round(passed / len(rows), 6) if rows else 0.0,
         cost_usd=cost,
         cost_complete=complete,
-        prompt_tokens=sum(r["prompt_tokens"] for r in rows),
-        completion_tokens=sum(r["completion_tokens"] for r in rows),
+        # the calls table is the one source of tokens (the tester's and judge's calls, retries
+        # included), so the headline is the models table's sum
+        prompt_tokens=sum(m.prompt_tokens for m in models),
+        completion_tokens=sum(m.completion_tokens for m in models),
         duration_s=duration_s,
         task_time_s=round(sum(r["duration_s"] for r in rows), 3),
         samples=samples,
@@ -192,7 +196,7 @@ def build_report(store: TraceStore, sweep_id: str, name: str, duration_s: float 
         if samples > 1
         else {"pass@1": round(passed / len(rows), 6) if rows else 0.0},
         tasks=tasks,
-        models=_model_stats(store, rows),
+        models=models,
     )
 
 

@@ -17,6 +17,7 @@ from prefect.artifacts import (
 )
 
 from domain.sweep_report import Comparison, SweepReport
+from domain.usage import total_tokens, usd
 from tasks.bookkeeping import bookkeeping
 
 
@@ -53,10 +54,6 @@ class ProgressArtifact:
             )  # fmt: skip
 
 
-def _money(value: float | None) -> str:
-    return "unknown" if value is None else f"${value:.6f}"
-
-
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
 
@@ -69,7 +66,7 @@ def task_table(report: SweepReport) -> list[dict[str, Any]]:
             "passed": f"{t.passed}/{t.samples}" if report.samples > 1 else ("yes" if t.passed else "no"),
             "errored": t.errored,
             "rounds": t.rounds,
-            "cost_usd": _money(t.cost_usd),
+            "cost_usd": usd(t.cost_usd),
             "duration_s": t.duration_s,
         }
         for t in report.tasks
@@ -86,7 +83,7 @@ def model_table(report: SweepReport) -> list[dict[str, Any]]:
             "calls": m.calls,
             "prompt_tokens": m.prompt_tokens,
             "completion_tokens": m.completion_tokens,
-            "cost_usd": _money(m.cost_usd),
+            "cost_usd": usd(m.cost_usd),
         }
         for m in report.models
     ]
@@ -103,8 +100,8 @@ def report_markdown(report: SweepReport, comparison: Comparison | None, chart: P
         "",
         f"**{report.passed} of {report.total} passed ({_pct(report.pass_rate)})**, {report.failed} failed, "
         f"{report.errored} errored, over {len(report.tasks)} task(s) × {report.samples} sample(s); "
-        f"cost {_money(report.cost_usd)}{'' if report.cost_complete else ' (some costs unknown)'}; "
-        f"{report.prompt_tokens + report.completion_tokens} tokens; {report.duration_s:.1f}s wall clock.",
+        f"cost {usd(report.cost_usd)}{'' if report.cost_complete else ' (some costs unknown)'}; "
+        f"{total_tokens(report):,} tokens; {report.duration_s:.1f}s wall clock.",
         "",
         " · ".join(f"**{k}** {_pct(v)}" for k, v in report.pass_at_k.items()),
         "",
@@ -125,7 +122,7 @@ def report_markdown(report: SweepReport, comparison: Comparison | None, chart: P
             "|---|---|---|---|",
             f"| pass rate | {_pct(c.previous_pass_rate)} | {_pct(report.pass_rate)} "
             f"| {100 * c.pass_rate_delta:+.1f} pt |",
-            f"| cost | {_money(c.previous_cost)} | {_money(report.cost_usd)} | {c.cost_delta:+.6f} USD |",
+            f"| cost | {usd(c.previous_cost)} | {usd(report.cost_usd)} | {usd(c.cost_delta, signed=True)} |",
             "",
             f"**Newly failing ({len(c.newly_failing)}):** {_names(c.newly_failing) or 'none'}",
             "",
@@ -145,18 +142,18 @@ def report_markdown(report: SweepReport, comparison: Comparison | None, chart: P
     ]
     lines += [
         f"| `{m.model}` | {_pct(m.pass_rate)} | {m.passed}/{m.judged} | {m.calls} | "
-        f"{m.prompt_tokens + m.completion_tokens} | {_money(m.cost_usd)} |"
+        f"{total_tokens(m):,} | {usd(m.cost_usd)} |"
         for m in report.models
     ]
     if chart is not None:
-        # The file link works where the trace folder is reachable; the inline copy works in any browser.
+        # Inline: a file:// link to the worker's disk is refused by browsers and would show its path.
         encoded = base64.b64encode(chart.read_bytes()).decode("ascii")
         lines += [
             "",
             "## History",
             "",
-            f"Pass rate and cost per model over the recent sweeps named `{report.name}`: "
-            f"[{chart.name}]({chart.resolve().as_uri()}) (`{chart}`)",
+            f"Pass rate and cost per model over the recent sweeps named `{report.name}` "
+            f"(also saved as `{chart.name}` in the trace store's charts folder).",
             "",
             f"![pass rate and cost per model](data:image/png;base64,{encoded})",
         ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import nullcontext
+from pathlib import Path
 from typing import Any
 
 from prefect import flow
@@ -16,8 +17,8 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.runner import PrefectRunner, Runner
 from orchestrator.budget import Budget
-from orchestrator.records import RunRequest, RunSummary, SandboxName, WorkerSpec
-from orchestrator.settings import get_settings
+from orchestrator.records import Rounds, RunRequest, RunSummary, SandboxName, WorkerSpec
+from orchestrator.settings import RouterMode, get_settings
 from orchestrator.taskspec import load_task
 from tasks.call_scope import RunScope, has_scope, scoped
 from tasks.route import refuse_unpriced
@@ -28,26 +29,52 @@ WorkflowRun = Callable[[RunRequest, Runner], RunSummary]
 RUNS: dict[str, WorkflowRun] = {}
 
 
-def workflow_flow(name: str, description: str, run: WorkflowRun) -> Any:
-    """The Prefect flow of one workflow; its body runs ``run`` with each call a task run."""
+def workflow_flow(name: str, description: str, run: WorkflowRun, *, run_name: bool = False) -> Any:
+    """The Prefect flow of one workflow; its body runs ``run`` with each call a task run.
+    ``run_name``: its runs are named after the task folder (and sweep) instead of Prefect's random
+    names, for a flow that is started on its own (a deployment's runs)."""
     RUNS[name] = run
 
     # Prefect types task_runner with an invariant generic that rejects its own ThreadPoolTaskRunner.
-    @flow(name=name, description=description, task_runner=ThreadPoolTaskRunner(max_workers=4), log_prints=False)  # type: ignore[arg-type]
+    @flow(
+        name=name,
+        description=description,
+        task_runner=ThreadPoolTaskRunner(max_workers=4),  # type: ignore[arg-type]
+        log_prints=False,
+        flow_run_name=_task_run_name if run_name else None,
+    )
     def workflow(
         task_dir: str,
         workers: list[WorkerSpec] | None = None,
-        router: str | None = None,
-        max_rounds: int = 2,
+        router: RouterMode | None = None,
+        max_rounds: Rounds = 2,
         sandbox: SandboxName = "auto",
         traces_dir: str | None = None,
-        sweep_id: str | None = None,
-        run_id: str | None = None,
         cache: bool | None = None,
         max_cost: float | None = None,
         max_tokens: int | None = None,
         ignore_unpriced: bool = False,
+        # advanced, last in the form: what a sweep sets
+        sweep_id: str | None = None,
+        run_id: str | None = None,
     ) -> RunSummary:
+        """Run one task folder.
+
+        Args:
+            task_dir: The task folder, on the worker's machine (e.g. runs/task_001; see runs/README.md).
+            workers: The solvers, each {provider, model, role}; empty: the router picks them. For the
+                replay provider the model is the path of a JSONL file of replies, not a model name.
+            router: How the router picks the workers when none are given (empty: ORCH_ROUTER_MODE).
+            max_rounds: Rounds of fix after the first answer's tests fail.
+            sandbox: Where the tests run: auto picks docker when it answers, else local.
+            traces_dir: The trace store (a folder or s3://bucket/prefix; empty: ORCH_TRACES_DIR).
+            cache: Answer repeated model calls from the on-disk cache (empty: ORCH_CACHE).
+            max_cost: Budget in USD for the run's model calls (empty: none).
+            max_tokens: Budget in tokens for the run's model calls (empty: none).
+            ignore_unpriced: Let a dollar budget run models without a price (their cost counts as 0).
+            sweep_id: Advanced, set by a sweep: the sweep this run belongs to. Leave empty.
+            run_id: Advanced, set by a sweep: the run's id (empty: a new one). Leave empty.
+        """
         request = RunRequest(
             task_dir=task_dir, workers=workers, router=router, max_rounds=max_rounds, sandbox=sandbox,
             traces_dir=traces_dir, sweep_id=sweep_id, **({"run_id": run_id} if run_id else {}),
@@ -59,6 +86,14 @@ def workflow_flow(name: str, description: str, run: WorkflowRun) -> Any:
             return run(request, PrefectRunner())
 
     return workflow
+
+
+def _task_run_name() -> str:
+    from prefect.runtime import flow_run
+
+    params = flow_run.parameters
+    name = Path(str(params.get("task_dir") or "task")).name
+    return name + (f" · sweep {str(params['sweep_id'])[:8]}" if params.get("sweep_id") else "")
 
 
 def run_scope(request: RunRequest) -> RunScope | None:

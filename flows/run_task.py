@@ -1,29 +1,43 @@
-"""The single-task entry point (the run-task deployment): picks the task's workflow flow and runs it as a subflow."""
+"""The single-task entry points. The run-task deployment runs the task's workflow steps in its own
+flow run, so the run a user triggers carries the verdict card and the verdict's log line (a subflow
+would put both one click deeper). ``orchestrator run`` runs the workflow's own flow: one flow run."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flows._workflow import workflow_flow
-from flows.registry import WORKFLOW_FLOWS
+from flows.registry import WORKFLOW_FLOWS, WORKFLOW_RUNS
 from flows.runner import Runner
 from orchestrator.budget import BudgetExhausted
 from orchestrator.errors import UserInputError
 from orchestrator.records import RunRequest, RunSummary, utcnow
 from orchestrator.settings import get_settings
 from orchestrator.taskspec import load_task
-from tasks.run_record import record_run
+from tasks.logs import run_logger
+from tasks.run_record import record_run, verdict_line
 
 
 def run_any(request: RunRequest, runner: Runner) -> RunSummary:
-    """Run one task folder through its workflow (coding, reasoning, science or rag_qa)."""
+    """Run one task folder through its workflow (coding, reasoning, science or rag_qa), its steps
+    in the flow run that calls this (run-task's)."""
+    return _run(request, lambda workflow: WORKFLOW_RUNS[workflow](request, runner))
+
+
+def run_in_own_flow(request: RunRequest) -> RunSummary:
+    """Run one task folder as its workflow's own flow run (what ``orchestrator run`` starts)."""
+    return _run(request, lambda workflow: WORKFLOW_FLOWS[workflow](**dict(request)))
+
+
+def _run(request: RunRequest, run: Callable[[str], RunSummary]) -> RunSummary:
     task = load_task(request.task_dir, require_tests=False)
-    workflow_flow_ = WORKFLOW_FLOWS.get(task.workflow)
-    if workflow_flow_ is None:
+    if task.workflow not in WORKFLOW_RUNS:
         raise UserInputError(
-            f"{request.task_dir}: workflow {task.workflow!r} has no flow; choose one of {sorted(WORKFLOW_FLOWS)}"
+            f"{request.task_dir}: workflow {task.workflow!r} has no flow; choose one of {sorted(WORKFLOW_RUNS)}"
         )
     started_at = utcnow()
     try:
-        summary: RunSummary = workflow_flow_(**dict(request))
+        summary: RunSummary = run(task.workflow)
     except BudgetExhausted as exc:
         # A step that does not handle the refusal ended the flow: the run is stopped, not failed.
         summary = RunSummary(
@@ -33,7 +47,8 @@ def run_any(request: RunRequest, runner: Runner) -> RunSummary:
         )
         traces = request.traces_dir or get_settings().traces_dir
         record_run(summary, task, request.workers or [], traces, request.sweep_id, started_at)
+    run_logger().info("verdict: %s", verdict_line(summary))
     return summary
 
 
-run_task_flow = workflow_flow("run-task", "Run one task folder through its workflow.", run_any)
+run_task_flow = workflow_flow("run-task", "Run one task folder through its workflow.", run_any, run_name=True)

@@ -53,7 +53,16 @@ from flows.registry import WORKFLOW_RUNS
 from flows.runner import PlainRunner
 from orchestrator.budget import Budget, Usage
 from orchestrator.errors import UserInputError
-from orchestrator.records import Rounds, RunRequest, SandboxName, SweepRow, SweepTaskRow, WorkerSpec, new_id
+from orchestrator.records import (
+    Rounds,
+    RunRequest,
+    SandboxName,
+    SweepRow,
+    SweepTaskRow,
+    WorkerSpec,
+    new_id,
+    utcnow,
+)
 from orchestrator.settings import get_settings
 from orchestrator.taskspec import Workflow
 from orchestrator.traces import TraceStore, absolute_root
@@ -134,7 +143,9 @@ class SweepParams(BaseModel):
 def _run_name() -> str:
     raw = current_flow_run.parameters.get("params")
     params = raw if isinstance(raw, SweepParams) else SweepParams.model_validate(raw or {})
-    return f"sweep-{params.name or sweep_name(params.tasks)}"
+    # sweeps of one name told apart in the runs list: when each started, and which sweep it was
+    when = f"{utcnow():%Y-%m-%d %H:%M}"
+    return f"sweep-{params.name or sweep_name(params.tasks)} {when}" + (f" {params.sweep_id[:8]}" if params.sweep_id else "")
 
 
 def _request(item: WorkItem, params: SweepParams, sweep_id: str, traces: str, sandbox: str, run_id: str) -> RunRequest:
@@ -144,15 +155,21 @@ def _request(item: WorkItem, params: SweepParams, sweep_id: str, traces: str, sa
     ))  # sandbox: the backend the sweep resolved once, one of the names
 
 
+def _run_label(item: WorkItem) -> str:
+    """A (task, sample)'s flow run name, however it runs."""
+    return f"{item.task_id}#{item.sample}"
+
+
 def _in_process(item: WorkItem, request: RunRequest) -> Any:
     """The workflow's steps as plain calls in the sweep's flow run (the sweep attached the run's scope)."""
     return WORKFLOW_RUNS[item.workflow](request, PlainRunner())
 
 
-def _trigger(deployment: str, parameters: dict[str, Any], key: str) -> FlowRun:
+def _trigger(deployment: str, parameters: dict[str, Any], key: str, name: str) -> FlowRun:
     """Start (or, for a known idempotency key, find) a run of the deployment and wait for its end."""
     child = run_deployment(
-        deployment, parameters=parameters, idempotency_key=key, timeout=None, poll_interval=2
+        deployment, parameters=parameters, idempotency_key=key, timeout=None, poll_interval=2,
+        flow_run_name=name,
     )
     return cast(FlowRun, child)  # the sync call returns the run; the union is for async callers
 
@@ -168,13 +185,13 @@ def _via_deployment(
     """
     parameters = request.model_dump(mode="json")
     key = f"{request.sweep_id}/{item.task_id}/{item.sample}"
-    child = _trigger(params.deployment, parameters, key)
+    child = _trigger(params.deployment, parameters, key, _run_label(item))
     run_id = str((child.parameters or {}).get("run_id") or request.run_id)
     state = child.state
     if state is not None and state.is_final() and not state.is_completed() and run_row(store, run_id) is None:
         run_id = new_id()
         parameters["run_id"] = run_id
-        child = _trigger(params.deployment, parameters, f"{key}/{run_id}")
+        child = _trigger(params.deployment, parameters, f"{key}/{run_id}", _run_label(item))
         state = child.state
     if state is not None and state.is_completed():
         return run_id, None

@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     traces_delete_grace_s: float = Field(default=60.0, ge=0)  # how long a compacted file's sources stay
     traces_fsync: bool = True  # flush each trace file to disk before its rename (power-loss safety)
     cache_dir: Path = Field(default_factory=lambda: Path.home() / ".cache" / "orchestrator")
+    log_file: Path | None = None  # unset: <cache_dir>/orchestrator.log (Prefect's lines during a progress display)
 
     # defaults for a run
     provider: str = "local"
@@ -132,6 +133,10 @@ class Settings(BaseSettings):
     def _check_expiry(cls, value: str) -> str:
         parse_expiry(value)
         return value
+
+    @property
+    def prefect_log_path(self) -> Path:
+        return self.log_file or self.cache_dir / "orchestrator.log"
 
     @property
     def call_cache_path(self) -> Path:

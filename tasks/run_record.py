@@ -10,20 +10,18 @@ from datetime import datetime
 from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
 
+from domain.usage import total_tokens, usd
 from orchestrator.records import CandidateResult, RunRow, RunSummary, WorkerSpec, sum_cost, utcnow
 from orchestrator.taskspec import Task
 from orchestrator.traces import TraceStore
 from tasks.bookkeeping import bookkeeping
 from tasks.call_scope import scope_for
+from tasks.transcript import run_transcript
 
 
 def artifact_key(task_id: str) -> str:
     """One key per task, so the UI shows a task's runs over time (keys allow a-z, 0-9 and dashes)."""
     return "run-" + (re.sub(r"[^a-z0-9]+", "-", task_id.lower()).strip("-") or "task")
-
-
-def _money(value: float | None) -> str:
-    return "unknown" if value is None else f"${value:.6f}"
 
 
 def budget_stop(summary: RunSummary) -> str | None:
@@ -35,14 +33,27 @@ def budget_stop(summary: RunSummary) -> str | None:
     return f"stopped by the {refused}" if refused else None
 
 
+def verdict(summary: RunSummary) -> str:
+    return "passed" if summary.passed else ("stopped" if summary.stopped else "error" if summary.error else "failed")
+
+
+def verdict_line(summary: RunSummary) -> str:
+    """The run's outcome in one line (the run's last log line)."""
+    return (
+        f"{summary.task_id} ({summary.workflow}) {verdict(summary).upper()} after {summary.rounds} round(s); "
+        f"tests {summary.tests_passed} passed, {summary.tests_failed} failed; {total_tokens(summary):,} tokens; "
+        f"cost {usd(summary.cost_usd)}; run {summary.run_id}"
+    )
+
+
 def summary_markdown(summary: RunSummary) -> str:
-    verdict = "passed" if summary.passed else ("stopped" if summary.stopped else "error" if summary.error else "failed")
+    verdict_ = verdict(summary)
     lines = [
-        f"### {summary.task_id} ({summary.workflow}): **{verdict}**",
+        f"### {summary.task_id} ({summary.workflow}): **{verdict_}**",
         "",
         f"run `{summary.run_id}` · {summary.rounds} round(s) · sandbox {summary.sandbox or 'none'} · "
-        f"{summary.duration_s:.1f} s · {summary.prompt_tokens}+{summary.completion_tokens} tokens · "
-        f"cost {_money(summary.cost_usd)}",
+        f"{summary.duration_s:.1f} s · {total_tokens(summary):,} tokens · "
+        f"cost {usd(summary.cost_usd)}",
         "",
         "| candidate | worker | passed | rounds | tokens | cost | error |",
         "|---|---|---|---|---|---|---|",
@@ -52,7 +63,7 @@ def summary_markdown(summary: RunSummary) -> str:
         error = (c.error or "").replace("|", "\\|").replace("\n", " ")[:120]
         lines.append(
             f"| `{c.candidate_id[:8]}`{best} | {c.worker} | {c.passed} | {c.rounds} | "
-            f"{c.prompt_tokens}+{c.completion_tokens} | {_money(c.cost_usd)} | {error} |"
+            f"{total_tokens(c):,} | {usd(c.cost_usd)} | {error} |"
         )
     if summary.error:
         lines += ["", f"error: {summary.error}"]
@@ -95,6 +106,13 @@ def build_summary(
     )
 
 
+def _artifact_url(artifact_id: object) -> str:
+    """The artifact's page in the Prefect UI (relative to the UI's root when PREFECT_UI_URL is unset)."""
+    from prefect.settings import PREFECT_UI_URL
+
+    return f"{(PREFECT_UI_URL.value() or '').rstrip('/')}/artifacts/artifact/{artifact_id}"
+
+
 def record_run(
     summary: RunSummary,
     task: Task,
@@ -112,7 +130,8 @@ def record_run(
     if stopped and not summary.stopped:
         summary.stopped = stopped
     flow_run_id = flow_run.get_id()
-    TraceStore(traces).write(
+    store = TraceStore(traces)
+    store.write(
         "runs",
         [
             RunRow(
@@ -140,10 +159,18 @@ def record_run(
     )
     if flow_run_id is None:
         return  # steps run without Prefect (tests, plain runners): no UI to publish to
+    transcript_id = bookkeeping(
+        f"the transcript artifact of run {summary.run_id}",
+        create_markdown_artifact,
+        run_transcript(summary, store),
+        key=f"transcript-{artifact_key(summary.task_id)}",
+        description=f"Run {summary.run_id} of {summary.task_id}: each candidate's rounds (code, tests, verdict)",
+    )
+    link = f"\n\n[Transcript: each candidate's rounds]({_artifact_url(transcript_id)})" if transcript_id else ""
     bookkeeping(
         f"the summary artifact of run {summary.run_id}",
         create_markdown_artifact,
-        summary_markdown(summary),
+        summary_markdown(summary) + link,
         key=artifact_key(summary.task_id),
         description=f"Run {summary.run_id} of {summary.task_id}: verdict, rounds, tokens, cost",
     )

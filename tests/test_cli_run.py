@@ -33,10 +33,16 @@ def test_correct_replay_passes(cli, task_copy, tmp_path, traces_dir, prefect_api
     assert len(attempts) == 1 and attempts[0]["passed"] and attempts[0]["report_found"]
     # The Prefect UI gets the run's summary as a markdown artifact of the flow run.
     flow_run_id = store.rows("runs", run_id=out["run_id"])[0]["flow_run_id"]
-    [artifact] = asyncio.run(_artifacts_of(prefect_api, flow_run_id))
-    assert artifact.key == "run-task-001" and artifact.type == "markdown"
+    by_key = {a.key: a for a in asyncio.run(_artifacts_of(prefect_api, flow_run_id))}
+    assert sorted(by_key) == ["run-task-001", "transcript-run-task-001"]
+    artifact, transcript = by_key["run-task-001"], by_key["transcript-run-task-001"]
+    assert artifact.type == "markdown" and transcript.type == "markdown"
     assert "### task_001 (coding): **passed**" in artifact.data and out["run_id"] in artifact.data
     assert "| replay:" in artifact.data  # one table row per candidate
+    assert f"/artifacts/artifact/{transcript.id})" in artifact.data  # the card links the transcript
+    # the transcript: the candidate's round, its code, its test output and verdict
+    assert "### Round 1, visible tests: passed (4 passed, 0 failed" in transcript.data
+    assert "def is_palindrome(text):" in transcript.data and "4 passed" in transcript.data
 
 
 async def _artifacts_of(api_url: str, flow_run_id: str) -> list:

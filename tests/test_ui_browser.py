@@ -1,13 +1,16 @@
 """The Prefect UI in a real browser: headless Chromium (Debian's ``chromium`` and ``chromium-driver``,
 driven by Selenium through the system chromedriver; nothing is downloaded) opens the UI that
-``scripts/serve.sh`` prints, finds the deployments, a completed sweep run and its artifacts, and saves
-screenshots under the test's temp folder."""
+``scripts/serve.sh`` prints, finds the deployments, a completed sweep run and its artifacts, a run of
+run-task triggered as a user would (its verdict, its transcript), the run-task form, and saves
+screenshots (small PNGs) into ORCH_SCREENSHOTS_DIR, docs/screenshots/ to refresh the README's."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +28,9 @@ from tests.deploy_helpers import PALINDROME, PrefectApi, clone_task, serve, serv
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 SWEEP = "ui-test"
+# The README's screenshots are refreshed with ORCH_SCREENSHOTS_DIR=docs/screenshots; a plain test run
+# leaves the repository untouched.
+SCREENSHOTS = Path(os.environ.get("ORCH_SCREENSHOTS_DIR") or tempfile.mkdtemp(prefix="orch-screenshots-"))
 
 
 @dataclass
@@ -34,6 +40,10 @@ class CompletedSweep:
     flow_run_id: str
     flow_run_name: str
     report_artifact_id: str
+    run_task_id: str
+    task_run_id: str
+    task_run_name: str
+    card_artifact_id: str
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +73,24 @@ def completed_sweep(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Comple
         run = api.wait_final(run_id)
         assert run["state_type"] == "COMPLETED", run["state"]
         [report] = [a for a in api.artifacts(run_id) if a["key"] == f"sweep-{SWEEP}-report"]
-        yield CompletedSweep(ui, nightly["id"], run_id, run["name"], report["id"])
+        # what a user starts from the run-task deployment's form
+        run_task = api.deployment("run-task/run-task")
+        task_run_id = api.trigger(
+            "run-task/run-task",
+            {
+                "task_dir": str(work / "tasks" / "ui-task"),
+                "workers": [{"provider": "replay", "model": str(replay), "role": "solver"}],
+                "sandbox": "local",
+                "traces_dir": str(work / "traces"),
+            },
+        )
+        task_run = api.wait_final(task_run_id)
+        assert task_run["state_type"] == "COMPLETED", task_run["state"]
+        [card] = [a for a in api.artifacts(task_run_id) if a["key"] == "run-ui-task"]
+        yield CompletedSweep(
+            ui, nightly["id"], run_id, run["name"], report["id"], run_task["id"], task_run_id, task_run["name"],
+            card["id"],
+        )
     finally:
         serve("stop", env=env, check=False)
 
@@ -98,6 +125,15 @@ def _page_shows(driver: webdriver.Chrome, *texts: str, timeout_s: float = 60) ->
         raise AssertionError(f"{driver.current_url} never showed {texts}; it shows:\n{body[:2000]}") from None
 
 
+def _shot(browser: webdriver.Chrome, name: str) -> Path:
+    """A screenshot, kept small: 1000 px wide pages, PNG."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / name
+    browser.save_screenshot(str(path))
+    assert path.stat().st_size > 10_000, name  # a rendered page, not a blank one
+    return path
+
+
 def test_ui_shows_deployments_the_completed_run_and_its_artifacts(
     completed_sweep: CompletedSweep, browser: webdriver.Chrome, tmp_path: Path
 ) -> None:
@@ -128,3 +164,45 @@ def test_ui_shows_deployments_the_completed_run_and_its_artifacts(
     saved = sorted(p.name for p in shots.glob("*.png"))
     assert saved == ["deployments.png", "flow-run-artifacts.png", "flow-run.png", "run-form.png", "sweep-report.png"]
     assert all((shots / name).stat().st_size > 10_000 for name in saved)  # a rendered page, not a blank one
+
+
+def test_triggered_run_task_shows_its_verdict_transcript_and_form(
+    completed_sweep: CompletedSweep, browser: webdriver.Chrome
+) -> None:
+    ui = completed_sweep.ui
+    # the run the user triggered is named after the task and carries the verdict itself
+    assert completed_sweep.task_run_name == "ui-task"
+    browser.get(f"{ui}/runs/flow-run/{completed_sweep.task_run_id}")
+    _page_shows(browser, "ui-task", "Completed", "verdict: ui-task (coding) PASSED")
+    _shot(browser, "run-task-run.png")
+
+    browser.find_element(By.CSS_SELECTOR, "[role=tablist] #artifacts").click()
+    _page_shows(browser, "run-ui-task", "transcript-run-ui-task")
+    browser.get(f"{ui}/artifacts/artifact/{completed_sweep.card_artifact_id}")
+    _page_shows(browser, "ui-task (coding): passed", "Transcript: each candidate's rounds")
+    _shot(browser, "verdict-card.png")
+    href = browser.find_element(By.PARTIAL_LINK_TEXT, "Transcript").get_attribute("href") or ""
+    assert "/artifacts/artifact/" in href, href
+    browser.get(href)  # the UI opens markdown links in a new tab; follow it in this one
+    _page_shows(browser, "Transcript of ui-task", "Round 1, visible tests: passed", "Code:", "Test output:")
+    _shot(browser, "transcript.png")
+
+    # the run-task form: descriptions, choices for sandbox and router, the internal ids last
+    browser.get(f"{ui}/deployments/deployment/{completed_sweep.run_task_id}/run")
+    body = _page_shows(browser, "task_dir", "The task folder", "Where the tests run", "Advanced, set by a sweep")
+    assert body.index("Advanced, set by a sweep") > body.index("Where the tests run")
+    _shot(browser, "run-task-form.png")
+
+
+def test_sweep_report_embeds_a_working_chart_and_one_token_total(
+    completed_sweep: CompletedSweep, browser: webdriver.Chrome
+) -> None:
+    browser.get(f"{completed_sweep.ui}/artifacts/artifact/{completed_sweep.report_artifact_id}")
+    body = _page_shows(browser, f"Sweep {SWEEP}", "History")
+    assert "file://" not in browser.page_source and "$0.000000" not in body
+    [chart] = browser.find_elements(By.CSS_SELECTOR, "img[alt='pass rate and cost per model']")
+    assert browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth", chart) > 100
+    # the headline's token total is the models table's (one definition: every call counted)
+    headline = re.findall(r"([\d,]+) tokens", body)[0]
+    assert body.count(headline) >= 2, body  # the headline and the one model's row
+    _shot(browser, "sweep-report.png")

@@ -10,14 +10,24 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from domain.usage import total_tokens, usd
 from orchestrator.cli import app, err_console
 from orchestrator.cli.options import (
     CacheOption,
     IgnoreUnpricedOption,
     MaxCostOption,
+    MaxRoundsOption,
     MaxTokensOption,
+    ModelOption,
+    ProviderOption,
+    ReplayOption,
+    RouterOption,
+    SandboxOption,
+    TaskDirArgument,
     TracesOption,
+    WorkerOption,
     check_budget,
+    open_writable_store,
 )
 from orchestrator.errors import UserInputError
 from orchestrator.records import RunRequest, RunSummary, WorkerSpec
@@ -34,7 +44,10 @@ def build_workers(
 ) -> list[WorkerSpec]:
     """Workers from the options: ``--worker`` (repeatable) wins; else ``--replay``; else provider/model."""
     from domain.workers import parse_worker
+    from providers.base import provider_names
 
+    if provider is not None and provider not in provider_names():
+        raise UserInputError(f"--provider: unknown provider {provider!r}; choose one of {', '.join(provider_names())}")
     if worker:
         if provider or model or replay:
             raise UserInputError("--worker cannot be combined with --provider/--model/--replay; use one way")
@@ -72,8 +85,8 @@ def print_summary(summary: RunSummary, console: Console) -> None:
     console.print(
         f"{summary.task_id} ({summary.workflow}): {verdict} after {summary.rounds} round(s); "
         f"tests {summary.tests_passed} passed, {summary.tests_failed} failed; "
-        f"{summary.prompt_tokens}+{summary.completion_tokens} tokens; "
-        f"cost {'unknown' if summary.cost_usd is None else f'${summary.cost_usd:.6f}'}; "
+        f"{total_tokens(summary):,} tokens; "
+        f"cost {usd(summary.cost_usd)}; "
         f"{summary.duration_s:.1f}s; sandbox {summary.sandbox}; run {summary.run_id}"
     )
     table = Table("candidate", "worker", "rounds", "passed", "tests ok/fail", "tokens", "error")
@@ -84,7 +97,7 @@ def print_summary(summary: RunSummary, console: Console) -> None:
             str(cand.rounds),
             {True: "yes", False: "no", None: "-"}[cand.passed],
             f"{cand.tests_passed}/{cand.tests_failed + cand.tests_errors}",
-            str(cand.prompt_tokens + cand.completion_tokens),
+            f"{total_tokens(cand):,}",
             (cand.error or "")[:80],
         )
     console.print(table)
@@ -100,19 +113,14 @@ def summary_json(summary: RunSummary) -> str:
 
 @app.command("run")
 def run(
-    task_dir: Annotated[Path, typer.Argument(help="A task folder (see runs/README.md).")],
-    provider: Annotated[str | None, typer.Option(help="Provider of the single solver.")] = None,
-    model: Annotated[str | None, typer.Option(help="Model name (for replay: the JSONL file).")] = None,
-    replay: Annotated[Path | None, typer.Option(help="Shorthand for --provider replay --model FILE.")] = None,
-    worker: Annotated[
-        list[str] | None, typer.Option("--worker", help="PROVIDER:MODEL[:ROLE], repeatable; bypasses the router.")
-    ] = None,
-    router: Annotated[
-        str | None,
-        typer.Option(help="cost-first | quality-first | learned | hint (default ORCH_ROUTER_MODE); picks the workers."),
-    ] = None,
-    sandbox: Annotated[str, typer.Option(help="auto | local | docker")] = "auto",
-    max_rounds: Annotated[int | None, typer.Option(help="Rounds of fix (1..4).")] = None,
+    task_dir: TaskDirArgument,
+    provider: ProviderOption = None,
+    model: ModelOption = None,
+    replay: ReplayOption = None,
+    worker: WorkerOption = None,
+    router: RouterOption = None,
+    sandbox: SandboxOption = "auto",
+    max_rounds: MaxRoundsOption = None,
     traces: TracesOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
     cache: CacheOption = None,
@@ -141,18 +149,20 @@ def run(
 
         refuse_unpriced(workers, mode or "", [task.workflow], settings)
     backend = get_backend(sandbox, settings)
+    store = open_writable_store(traces)
     who = ", ".join(w.label for w in workers) if workers else f"the {mode} router"
 
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
-    from flows.run_task import run_any
-    from flows.runner import PrefectRunner
+    from flows.run_task import run_in_own_flow
+    from orchestrator.cli.progress import prefect_console_to_file
 
     request = RunRequest.model_validate(dict(
         task_dir=str(task.folder), workers=workers or None, router=mode, max_rounds=rounds, sandbox=backend.name,
-        traces_dir=traces or settings.traces_dir, cache=cache, max_cost=max_cost, max_tokens=max_tokens,
+        traces_dir=str(store.root), cache=cache, max_cost=max_cost, max_tokens=max_tokens,
         ignore_unpriced=ignore_unpriced,
     ))  # sandbox: the resolved backend's name, one of the names
+    prefect_console_to_file(settings.prefect_log_path)
     # No flow-run heartbeats: they let a server mark a worker's vanished run crashed, while this
     # command is the run's process and reports its end itself; their thread's join at the flow's end
     # costs up to a second of a seconds-long command.
@@ -160,7 +170,7 @@ def run(
     with err_console.status(f"running {task.id} with {who} ({backend.name} sandbox)"), no_heartbeats:
         # The workflow's own flow (a flow of retryable task runs), not run-task around it: one flow
         # run's start and end instead of two (docs/traces.md, "Throughput").
-        summary = run_any(request, PrefectRunner())
+        summary = run_in_own_flow(request)
     if as_json:
         print(summary_json(summary))
     else:

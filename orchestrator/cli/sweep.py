@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -13,14 +12,22 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from domain.usage import total_tokens, usd
 from orchestrator.cli import app, err_console
 from orchestrator.cli.options import (
     CacheOption,
     IgnoreUnpricedOption,
     MaxCostOption,
+    MaxRoundsOption,
     MaxTokensOption,
+    ModelOption,
+    ProviderOption,
+    ReplayOption,
+    RouterOption,
+    SandboxOption,
     TracesOption,
-    open_store,
+    WorkerOption,
+    open_writable_store,
 )
 from orchestrator.cli.run import choose_workers
 from orchestrator.errors import OrchestratorError, UserInputError
@@ -59,13 +66,13 @@ def _watch(store: TraceStore, sweep_id: str, total: int, stop: threading.Event) 
 
 
 def print_report(report: SweepReport, console: Console) -> None:
-    cost = f"${report.cost_usd:.6f}" + ("" if report.cost_complete else " (some unknown)")
+    cost = usd(report.cost_usd) + ("" if report.cost_complete else " (some unknown)")
     console.print(
         f"sweep {report.name} ({report.sweep_id}): [bold]{report.passed}/{report.total} passed[/bold] "
         f"({100 * report.pass_rate:.1f}%), {report.failed} failed, {report.errored} errored"
         + (f", {report.skipped} skipped: budget (resume with a larger one)" if report.skipped else "")
         + "; "
-        f"cost {cost}; {report.duration_s:.1f}s; "
+        f"{total_tokens(report):,} tokens; cost {cost}; {report.duration_s:.1f}s; "
         + ", ".join(f"{k} {100 * v:.1f}%" for k, v in report.pass_at_k.items())
     )
     models = Table("model", "pass rate", "passed/judged", "calls", "tokens", "cost")
@@ -75,8 +82,8 @@ def print_report(report: SweepReport, console: Console) -> None:
             "-" if m.pass_rate is None else f"{100 * m.pass_rate:.1f}%",
             f"{m.passed}/{m.judged}",
             str(m.calls),
-            str(m.prompt_tokens + m.completion_tokens),
-            "unknown" if m.cost_usd is None else f"${m.cost_usd:.6f}",
+            f"{total_tokens(m):,}",
+            usd(m.cost_usd),
         )
     console.print(models)
     failing = [t for t in report.tasks if t.passed < t.samples]
@@ -103,17 +110,15 @@ def sweep(
     tasks_dir: Annotated[
         str, typer.Argument(metavar="DIR", help="A folder of task folders (or a quoted glob).")
     ],
-    concurrency: Annotated[int, typer.Option(help="Runs in flight at once.")] = 2,
-    provider: Annotated[str | None, typer.Option(help="Provider of the single solver.")] = None,
-    model: Annotated[str | None, typer.Option(help="Model name (for replay: the JSONL file).")] = None,
-    replay: Annotated[Path | None, typer.Option(help="Shorthand for --provider replay --model FILE.")] = None,
-    worker: Annotated[
-        list[str] | None, typer.Option("--worker", help="PROVIDER:MODEL[:ROLE], repeatable.")
-    ] = None,
-    router: Annotated[str | None, typer.Option(help="Router mode, when no worker option is given.")] = None,
-    sandbox: Annotated[str, typer.Option(help="auto | local | docker")] = "auto",
-    max_rounds: Annotated[int | None, typer.Option(help="Rounds of fix (1..4).")] = None,
-    samples: Annotated[int, typer.Option(help="Runs per task; more than one gives pass@k.")] = 1,
+    concurrency: Annotated[int, typer.Option(metavar="N", help="Runs in flight at once.")] = 2,
+    provider: ProviderOption = None,
+    model: ModelOption = None,
+    replay: ReplayOption = None,
+    worker: WorkerOption = None,
+    router: RouterOption = None,
+    sandbox: SandboxOption = "auto",
+    max_rounds: MaxRoundsOption = None,
+    samples: Annotated[int, typer.Option(metavar="N", help="Runs per task; more than one gives pass@k.")] = 1,
     workflow: Annotated[
         list[str] | None, typer.Option(help="Only tasks of this workflow (repeatable).")
     ] = None,
@@ -148,7 +153,7 @@ def sweep(
 
     settings = get_settings()
     workers, router = choose_workers(settings, provider, model, replay, worker, router)
-    store = open_store(traces)
+    store = open_writable_store(traces)
     try:
         params = SweepParams.model_validate(
             {
@@ -189,7 +194,9 @@ def sweep(
     params.sweep_id = params.sweep_id or new_id()
 
     from flows.sweep import sweep_flow
+    from orchestrator.cli.progress import prefect_console_to_file
 
+    prefect_console_to_file(settings.prefect_log_path)
     stop = threading.Event()
     watcher = threading.Thread(
         target=_watch, args=(store, params.sweep_id, len(prepared.items), stop), daemon=True
