@@ -15,6 +15,9 @@ command -v debootstrap >/dev/null || need_apt+=(debootstrap)
 /usr/bin/python3 -c 'import pytest' 2>/dev/null || need_apt+=(python3-pytest)
 # Chromium drives the Prefect UI in the deployment tests.
 command -v chromium >/dev/null && command -v chromedriver >/dev/null || need_apt+=(chromium chromium-driver)
+# The multi-host test: network namespaces (ip netns) and a throw-away PostgreSQL for the Prefect server.
+command -v ip >/dev/null || need_apt+=(iproute2)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
 if [ ${#need_apt[@]} -gt 0 ] && command -v apt-get >/dev/null; then
   echo "install: apt packages ${need_apt[*]}"
   $SUDO apt-get update -qq

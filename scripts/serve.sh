@@ -3,6 +3,7 @@
 # pool, the deployments of prefect.yaml and a worker. Idempotent: what already runs is left as it is.
 #
 #   scripts/serve.sh [start]        server + pool + deployments + one worker; prints the UI address
+#   scripts/serve.sh server         server + pool + deployments + crash detection, no worker (the server host)
 #   scripts/serve.sh deploy         pool + deployments only, on the server at PREFECT_API_URL
 #   scripts/serve.sh worker [NAME]  one more worker on the pool (on another machine: set PREFECT_API_URL)
 #   scripts/serve.sh stop           stops the workers, then the server, that this state folder started
@@ -12,6 +13,10 @@
 # ORCH_WORKER_LIMIT (flow runs at once per worker; default no limit), ORCH_SERVE_DIR (pid files and
 # logs; default .orchestrator/serve), ORCH_PYTHON (default .venv/bin/python). PREFECT_* settings pass
 # through: PREFECT_HOME, PREFECT_API_DATABASE_CONNECTION_URL (PostgreSQL), PREFECT_WORKER_QUERY_SECONDS.
+# Crash detection: flow runs send a heartbeat every PREFECT_FLOWS_HEARTBEAT_FREQUENCY seconds (30 here,
+# Prefect's minimum; workers pass it to their runs); the automation `deploy` creates marks a flow run
+# Crashed when ORCH_CRASH_AFTER_SECONDS (90) pass without a heartbeat or a final state. Every process
+# that runs flows against the server (an `orchestrator sweep` too) must beat more often than that.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -26,11 +31,16 @@ else PY="python3"; fi
 LOCAL_API="http://$([ "$HOST" = 0.0.0.0 ] && echo 127.0.0.1 || echo "$HOST"):$PORT/api"
 export PREFECT_API_URL="${PREFECT_API_URL:-$LOCAL_API}"
 export PREFECT_SERVER_ANALYTICS_ENABLED="${PREFECT_SERVER_ANALYTICS_ENABLED:-false}"
+export PREFECT_FLOWS_HEARTBEAT_FREQUENCY="${PREFECT_FLOWS_HEARTBEAT_FREQUENCY:-30}"
+CRASH_AFTER="${ORCH_CRASH_AFTER_SECONDS:-90}"
 mkdir -p "$STATE"
 
 prefect() { "$PY" -m prefect "$@"; }
 
-alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# Alive: the pid exists and is not a zombie (a killed process stays in state Z until it is reaped,
+# and kill -0 still succeeds on it).
+pid_alive() { kill -0 "$1" 2>/dev/null && [[ "$(ps -o stat= -p "$1" 2>/dev/null)" != Z* ]]; }
+alive() { [ -f "$1" ] && pid_alive "$(cat "$1")"; }
 
 # Polls until the condition (a Python expression that may call get(path[, body]) on the API) holds,
 # for at most the given seconds; the exit status says whether it did.
@@ -97,6 +107,44 @@ deploy() {
   (cd "$ROOT" && env -u ORCH_PROJECT_DIR ORCH_WORK_POOL="$POOL" "$PY" -m prefect --no-prompt deploy --all \
     >"$STATE/deploy.log" 2>&1) || { cat "$STATE/deploy.log" >&2; echo "serve: deploying failed" >&2; exit 1; }
   echo "serve: deployed prefect.yaml to pool $POOL"
+  crash_detection
+}
+
+# The automation that marks a flow run Crashed when its heartbeats stop (its worker's machine died):
+# after a heartbeat, expect another one or a final state within CRASH_AFTER seconds.
+crash_detection() {
+  local name="crash-silent-flow-runs"
+  "$PY" - "$PREFECT_API_URL" "$name" "$CRASH_AFTER" <<'PY'
+import json, sys, urllib.request
+api, name, within = sys.argv[1], sys.argv[2], int(sys.argv[3])
+
+def call(method, path, body):
+    req = urllib.request.Request(api + path, data=json.dumps(body).encode(), method=method,
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=15) as resp:
+        return json.loads(resp.read() or "null")
+
+automation = {
+    "name": name,
+    "description": "Flow runs whose heartbeats stopped (their worker died) are marked Crashed.",
+    "trigger": {
+        "type": "event", "posture": "Proactive", "threshold": 1, "within": within,
+        "after": ["prefect.flow-run.heartbeat"],
+        "expect": ["prefect.flow-run.heartbeat", "prefect.flow-run.Completed", "prefect.flow-run.Failed",
+                   "prefect.flow-run.Cancelled", "prefect.flow-run.Crashed"],
+        "match": {"prefect.resource.id": ["prefect.flow-run.*"]},
+        "for_each": ["prefect.resource.id"],
+    },
+    "actions": [{"type": "change-flow-run-state", "state": "CRASHED",
+                 "message": f"no heartbeat for {within}s: its worker is gone"}],
+}
+existing = [a for a in call("POST", "/automations/filter", {}) if a["name"] == name]
+if existing:
+    call("PUT", f"/automations/{existing[0]['id']}", automation)
+else:
+    call("POST", "/automations/", automation)
+PY
+  echo "serve: crash detection: a flow run silent for ${CRASH_AFTER}s is marked Crashed"
 }
 
 start_worker() {
@@ -119,10 +167,10 @@ stop_pidfile() {
   local pidfile="$1" pid
   [ -f "$pidfile" ] || return 0
   pid="$(cat "$pidfile")"
-  if kill -0 "$pid" 2>/dev/null; then
+  if pid_alive "$pid"; then
     kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid"
-    for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-    kill -0 "$pid" 2>/dev/null && kill -KILL -- "-$pid" 2>/dev/null
+    for _ in $(seq 1 40); do pid_alive "$pid" || break; sleep 0.5; done
+    pid_alive "$pid" && kill -KILL -- "-$pid" 2>/dev/null
     echo "serve: stopped $(basename "$pidfile" .pid) (pid $pid)"
   fi
   rm -f "$pidfile"
@@ -141,8 +189,13 @@ case "${1:-start}" in
     start_worker
     echo "serve: ready. UI: ${PREFECT_API_URL%/api}  (for the CLI: export PREFECT_API_URL=$PREFECT_API_URL)"
     ;;
+  server)
+    start_server
+    deploy
+    echo "serve: server ready. Workers join with: PREFECT_API_URL=$PREFECT_API_URL scripts/serve.sh worker NAME"
+    ;;
   deploy) wait_for "the Prefect API answering at $PREFECT_API_URL" 'get("/health") is True' 30; deploy ;;
   worker) wait_for "the Prefect API answering at $PREFECT_API_URL" 'get("/health") is True' 30; start_worker "${2:-}" ;;
   stop) stop ;;
-  *) echo "usage: scripts/serve.sh [start|deploy|worker [NAME]|stop]" >&2; exit 2 ;;
+  *) echo "usage: scripts/serve.sh [start|server|deploy|worker [NAME]|stop]" >&2; exit 2 ;;
 esac

@@ -1,0 +1,121 @@
+"""The scale-out topology of docs/deployment.md on one machine (tests/test_multihost.py and
+bench/multihost_sweep.py): PostgreSQL as the Prefect server's database, ``scripts/serve.sh server`` on
+the server host (the root namespace, at the bridge's address), ``scripts/serve.sh worker NAME`` on each
+worker host (a network namespace), and the trace store on an S3-compatible server (moto's) reached at
+the server host's address. Everything is torn down on leaving :func:`start_cluster`, even after a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow.fs as pafs
+
+from tests.conftest import ROOT, free_port, wait_http_ok
+from tests.deploy_helpers import PrefectApi, serve, serve_env
+from tests.netns import Host, Network
+from tests.postgres import Postgres
+
+BUCKET = "orch-multihost"
+S3_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_EC2_METADATA_DISABLED": "true"}
+
+
+@dataclass
+class Cluster:
+    net: Network
+    api: PrefectApi
+    server_env: dict[str, str]
+    hosts: dict[str, Host]  # worker name -> its host
+    worker_envs: dict[str, dict[str, str]]
+    s3: str  # host:port of the S3-compatible server
+
+    def traces_uri(self, prefix: str) -> str:
+        return f"s3://{BUCKET}/{prefix}?endpoint_override={self.s3}&scheme=http&region=us-east-1"
+
+    def client_env(self) -> dict[str, str]:
+        """The environment of a client on the server host (the CLI starting a sweep)."""
+        return {
+            **os.environ, "PREFECT_API_URL": self.api.url, "PREFECT_CLIENT_MAX_RETRIES": "10",
+            # its own flow run (the sweep) beats like the workers' runs, or crash detection would end it
+            "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": self.worker_envs[next(iter(self.worker_envs))]["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"],
+            **S3_ENV,
+        }
+
+    def start_worker(self, name: str) -> None:
+        proc = subprocess.run(
+            self.hosts[name].command("bash", str(ROOT / "scripts" / "serve.sh"), "worker", name),
+            env=self.worker_envs[name], capture_output=True, text=True, timeout=300, check=False,
+        )
+        if proc.returncode != 0:
+            raise RuntimeError(f"serve.sh worker {name} exited {proc.returncode}: {proc.stdout}{proc.stderr}")
+
+
+@contextmanager
+def start_cluster(
+    base: Path, workers: list[str], *, pool: str, limit: int, heartbeat_s: int, crash_after_s: int
+) -> Iterator[Cluster]:
+    if os.geteuid() != 0:
+        raise RuntimeError("the multi-host set-up makes network namespaces: run it as root (CI does)")
+    net = Network()
+    pg = Postgres(free_port())
+    moto: subprocess.Popen[bytes] | None = None
+    server_env: dict[str, str] | None = None
+    worker_envs: dict[str, dict[str, str]] = {}
+    try:
+        net.open()
+        pg.start()
+        s3 = f"{net.address}:{free_port()}"
+        moto = subprocess.Popen(
+            [str(Path(sys.executable).with_name("moto_server")), "-H", net.address, "-p", s3.split(":")[1]],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        wait_http_ok(f"http://{s3}/moto-api/", 60, moto)
+        pafs.S3FileSystem(
+            access_key="testing", secret_key="testing", region="us-east-1",
+            endpoint_override=s3, scheme="http", allow_bucket_creation=True,
+        ).create_dir(BUCKET)
+
+        port = free_port()
+        server_env = serve_env(
+            base / "server",
+            PREFECT_HOME=str(base / "server" / "prefect-home"),
+            PREFECT_API_DATABASE_CONNECTION_URL=pg.url,
+            ORCH_PREFECT_HOST=net.address, ORCH_PREFECT_PORT=str(port),
+            ORCH_WORK_POOL=pool, ORCH_CRASH_AFTER_SECONDS=str(crash_after_s),
+        )
+        server_env.pop("PREFECT_API_URL", None)  # the script starts and uses its own server
+        serve("server", env=server_env)
+        api = PrefectApi(f"http://{net.address}:{port}/api")
+        api.pause_schedules(api.deployment("sweep/nightly"))
+
+        hosts = {}
+        for name in workers:
+            hosts[name] = net.add_host()
+            worker_envs[name] = serve_env(
+                base / name,
+                PREFECT_HOME=str(base / name / "prefect-home"),
+                PREFECT_API_URL=api.url, ORCH_WORK_POOL=pool,
+                PREFECT_FLOWS_HEARTBEAT_FREQUENCY=str(heartbeat_s),
+                ORCH_WORKER_LIMIT=str(limit),
+                **S3_ENV,
+            )
+        cluster = Cluster(net, api, server_env, hosts, worker_envs, s3)
+        for name in hosts:
+            cluster.start_worker(name)
+        yield cluster
+    finally:
+        for env in worker_envs.values():
+            serve("stop", env=env, check=False)
+        if server_env is not None:
+            serve("stop", env=server_env, check=False)
+        net.close()
+        if moto is not None:
+            moto.kill()
+            moto.wait(timeout=20)
+        pg.stop()
