@@ -19,7 +19,8 @@ from orchestrator.importers import write_tasks
 from orchestrator.importers.humaneval import HumanEval, canonical_replay_lines
 from orchestrator.traces import TABLES, TraceStore
 
-TASKS = 8
+# Enough tasks that a sweep outlasts the kills: since sweeps run in-process, 8 finished in under 6 s.
+TASKS = 30
 KILLS = 10
 #: Small files merged every few writes, replaced files deleted soon after: compactions happen all the time.
 STORE_ENV = {"ORCH_TRACES_COMPACT_FILES": "3", "ORCH_TRACES_DELETE_GRACE_S": "1", "ORCH_TRACES_FSYNC": "0"}
@@ -109,7 +110,7 @@ def test_kill_9_ten_times_at_random_points_then_resume_loses_and_doubles_nothing
         # A random point: a random time after start (start-up, routing, pytest, trace writes), or just
         # after a run's ledger row appeared (then often in the middle of the next run's writes or a merge).
         after_progress = rng.random() < 0.4
-        delay = rng.uniform(0.0, 1.0) if after_progress else rng.uniform(0.2, 6.0)
+        delay = rng.uniform(0.0, 1.0) if after_progress else rng.uniform(0.2, 3.0)
         deadline = time.monotonic() + 180
         try:
             if after_progress:
