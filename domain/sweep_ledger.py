@@ -21,6 +21,7 @@ import json
 from typing import Any
 
 from orchestrator.records import RunRow, RunSummary, SweepTaskRow, WorkerSpec
+from orchestrator.trace_batch import batch_for
 from orchestrator.traces import TraceStore
 
 
@@ -96,6 +97,10 @@ def spent_by_sweep(store: TraceStore, sweep_id: str) -> tuple[int, float]:
 
 
 def run_row(store: TraceStore, run_id: str) -> dict[str, Any] | None:
+    batch = batch_for(store)  # in a sweep, a run's row waits in the sweep's write batch
+    pending = batch.pending("runs", run_id=run_id) if batch is not None else []
+    if pending:
+        return pending[0]
     rows = query(store, "SELECT * FROM runs WHERE run_id = ? ORDER BY finished_at LIMIT 1", [run_id])
     return rows[0] if rows else None
 

@@ -15,6 +15,7 @@ decides what one failed candidate means.
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
@@ -68,8 +69,11 @@ class PlainRunner:
     def map(self, task: Task[..., Any], calls: Sequence[Call], /) -> list[Any]:
         if not calls:
             return []
+        # Each call in a copy of the caller's context, as a task runner does: what the caller's context
+        # carries (the sweep's trace write batch, Prefect's run context) holds in the call too.
         with ThreadPoolExecutor(max_workers=min(self.max_workers, len(calls))) as pool:
-            return list(pool.map(lambda kwargs: _outcome(self.call, task, kwargs), calls))
+            contexts = [contextvars.copy_context() for _ in calls]
+            return list(pool.map(lambda ctx, kwargs: ctx.run(_outcome, self.call, task, kwargs), contexts, calls))
 
 
 def _outcome(call: Callable[..., Any], task: Task[..., Any], kwargs: Call) -> Any:

@@ -24,6 +24,7 @@ import json
 import re
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -66,6 +67,7 @@ from orchestrator.records import (
 )
 from orchestrator.settings import get_settings
 from orchestrator.taskspec import Workflow
+from orchestrator.trace_batch import WriteBatch, batched
 from orchestrator.traces import TraceStore, absolute_root
 from sandbox import get_backend
 from tasks.call_scope import RunScope, scoped
@@ -74,6 +76,10 @@ RETRY_NEEDS_SWEEP = "--retry-errors reruns the errored runs of a sweep: give --s
 
 #: The most runs in flight at once (``SweepParams.concurrency``).
 MAX_CONCURRENCY = 32
+#: A progress tick (the finished runs' rows written, the progress artifact updated) every this many
+#: finished runs or seconds, whichever comes first: a kill loses at most that much work.
+TICK_RUNS = 50
+TICK_S = 2.0
 
 
 class SweepParams(BaseModel):
@@ -218,7 +224,8 @@ def run_item(
     request = _request(item, params, sweep_id, traces, sandbox, run_id)
     if params.executor == "local":
         try:
-            with scoped(run_id, RunScope(budget=budget, cache=params.cache, sample=item.sample)):
+            scope = RunScope(budget=budget, cache=params.cache, sample=item.sample, artifacts=False)
+            with scoped(run_id, scope):
                 summary = _in_process(item, request)
             candidates = candidates_from_summary(summary)
         except Exception as exc:  # the run failed; the sweep records it and continues
@@ -381,6 +388,7 @@ def sweep_flow(params: SweepParams) -> SweepReport:
     )
     progress = ProgressArtifact(name, len(items), len(items) - len(todo))
     done_count = len(items) - len(todo)
+    ticked = (done_count, time.monotonic())
     queue = list(reversed(todo))
     in_flight: dict[Future[SweepTaskRow], str] = {}
     pool = ThreadPoolExecutor(max_workers=params.concurrency, thread_name_prefix=f"sweep-{sweep_id}")
@@ -404,24 +412,38 @@ def sweep_flow(params: SweepParams) -> SweepReport:
         in_flight[pool.submit(context.run, run_item, item, params, sweep_id, traces, sandbox, run_id)] = run_id
         return True
 
-    _budgets[sweep_id] = budget
-    try:
-        while len(in_flight) < params.concurrency and submit_next():
-            pass
-        while in_flight:
-            finished, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
-            for future in finished:
-                del in_flight[future]
-                row = future.result()  # raises only when recording failed (e.g. the trace folder is not writable)
-                if row.status in DONE:
-                    spent.append(_run_usage(row))
-            done_count += len(finished)
+    def tick(batch: WriteBatch | None, force: bool = False) -> None:
+        """Record the finished runs (the batch's flush) and show them in the progress artifact: every
+        TICK_RUNS runs or TICK_S seconds, not per run."""
+        nonlocal ticked
+        if force or done_count - ticked[0] >= TICK_RUNS or time.monotonic() - ticked[1] >= TICK_S:
+            if batch is not None:
+                batch.flush()
             progress.update(done_count)
+            ticked = (done_count, time.monotonic())
+
+    _budgets[sweep_id] = budget
+    # In-process runs' trace rows wait in one batch, flushed at each tick (orchestrator/trace_batch.py);
+    # the deployment's runs write their own rows in their own processes.
+    with batched(store) if params.executor == "local" else nullcontext() as batch:
+        try:
             while len(in_flight) < params.concurrency and submit_next():
-                pass  # with nothing in flight, a refusal names the stop and the rest is skipped
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-        _budgets.pop(sweep_id, None)
+                pass
+            while in_flight:
+                finished, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
+                for future in finished:
+                    del in_flight[future]
+                    row = future.result()  # raises only when recording failed (e.g. the trace folder is not writable)
+                    if row.status in DONE:
+                        spent.append(_run_usage(row))
+                done_count += len(finished)
+                tick(batch)
+                while len(in_flight) < params.concurrency and submit_next():
+                    pass  # with nothing in flight, a refusal names the stop and the rest is skipped
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            _budgets.pop(sweep_id, None)
+        tick(batch, force=True)
     if queue:
         reason = stop_reason or "budget"
         store.write("sweep_tasks", [_skipped_row(item, sweep_id, reason) for item in reversed(queue)])

@@ -32,6 +32,7 @@ from pydantic import BaseModel
 
 from orchestrator import records
 from orchestrator.errors import ConfigurationError
+from orchestrator.trace_batch import batch_for
 from orchestrator.trace_files import TableFiles, check_older_files, file_metadata, read_files, write_name
 
 _log = logging.getLogger(__name__)
@@ -157,9 +158,20 @@ class TraceStore:
     def write(self, table: str, rows: Sequence[BaseModel]) -> Path | str | None:
         """Append rows to a table as one new Parquet file (atomic: whole or absent); returns its path.
 
-        A local table whose write files reach ``compact_after`` is compacted here, by the writer that
-        finds the compaction lock free (the others go on).
+        Inside :func:`orchestrator.trace_batch.batched` for this store the rows wait for the batch's
+        flush instead (None is returned). A local table whose write files reach ``compact_after`` is
+        compacted here, by the writer that finds the compaction lock free (the others go on).
         """
+        if not rows:
+            return None
+        batch = batch_for(self)
+        if batch is not None:
+            batch.add(table, rows)
+            return None
+        return self.write_now(table, rows)
+
+    def write_now(self, table: str, rows: Sequence[BaseModel]) -> Path | str | None:
+        """:meth:`write` without a batch: the rows' file now."""
         if not rows:
             return None
         data = [row.model_dump() for row in rows]
@@ -223,7 +235,10 @@ class TraceStore:
             data = read_files(self.fs, [f.path for f in live], schema, table)
             return data if condition is None else data.filter(condition)
 
-        return _retrying(attempt)
+        found = _retrying(attempt)
+        batch = batch_for(self)
+        pending = batch.pending(table, **equals) if batch is not None else []
+        return pa.concat_tables([found, pa.Table.from_pylist(pending, schema=schema)]) if pending else found
 
     def rows(self, table: str, **equals: Any) -> list[dict[str, Any]]:
         return self.read(table, **equals).to_pylist()

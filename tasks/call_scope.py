@@ -1,5 +1,5 @@
-"""What a run's model calls share beyond their arguments: its budget, its cache choice, its sample;
-and what they spent (every call of the run: the tester's, the judge's, the router's, each retry).
+"""What a run's model calls share beyond their arguments: its budget, its cache choice, its sample
+(and whether the run publishes its own artifacts); and what they spent (every call of the run: the tester's, the judge's, the router's, each retry).
 
 A flow (or the CLI, or a sweep) attaches a :class:`RunScope` to a run id before the run starts;
 :func:`tasks.model_call.call_model` looks it up by the run id its :class:`CallContext` carries, so
@@ -23,6 +23,9 @@ class RunScope:
     budget: Budget | None = None
     cache: bool | None = None  # --cache/--no-cache; None: ORCH_CACHE decides
     sample: int = 0  # the sweep's sample index: part of the cache key, so samples stay distinct
+    # False in a sweep's in-process runs: the sweep's progress and task table show each run in the UI,
+    # and two artifacts a run cost more API calls than its own work (docs/traces.md, "Throughput")
+    artifacts: bool = True
 
 
 _scopes: dict[str, RunScope] = {}

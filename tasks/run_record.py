@@ -159,8 +159,8 @@ def record_run(
             )
         ],
     )
-    if flow_run_id is None:
-        return  # steps run without Prefect (tests, plain runners): no UI to publish to
+    if flow_run_id is None or not scope_for(summary.run_id).artifacts:
+        return  # steps run without Prefect (tests, plain runners), or a sweep publishes for its runs
     transcript_id = bookkeeping(
         f"the transcript artifact of run {summary.run_id}",
         create_markdown_artifact,
