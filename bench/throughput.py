@@ -120,10 +120,16 @@ def inspect_ai(inspect: Path, peers: Path, work: Path, limit: int) -> tuple[floa
     return seconds, f"{round(float(accuracy[1]) * limit)}/{limit}" if accuracy else "?"
 
 
-def project(work: Path, sandbox: str, limit: int, concurrency: int) -> tuple[float, str, dict[str, Any]]:
-    folder = work / f"project-{sandbox}-{limit}"
+def project(
+    work: Path, sandbox: str, limit: int, concurrency: int, source: Path | None = None
+) -> tuple[float, str, dict[str, Any]]:
+    """``orchestrator sweep`` on the first ``limit`` problems; ``source``: the code of an earlier commit
+    (``git archive``'s tree) imported instead of this checkout's, the installed packages the same."""
+    folder = work / f"project-{sandbox}-{limit}{'-' + source.name if source else ''}"
     tasks, replay, traces = folder / "humaneval", folder / "canonical.jsonl", folder / "traces"
     env = {**os.environ, "ORCH_TRACES_DIR": str(traces), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    if source is not None:  # ahead of the editable install's finder on sys.path
+        env["PYTHONPATH"] = str(source.resolve())
     timed([ORCHESTRATOR, "import", "humaneval", str(tasks), "--limit", str(limit), "--force",
            "--canonical-replay", str(replay)], env=env)  # fmt: skip
     seconds, out = timed(
@@ -224,6 +230,8 @@ def main() -> None:
     )
     parser.add_argument("--workdir", type=Path, help="keep the task folders, traces and logs here")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--baseline", type=Path,
+                        help="also time the sweeps with this source tree (an earlier commit's `git archive`)")  # fmt: skip
     parser.add_argument("--temporary-server", action="store_true",
                         help="no shared Prefect server: each sweep starts Prefect's temporary one")  # fmt: skip
     opts = parser.parse_args()
@@ -249,12 +257,14 @@ def main() -> None:
             if sandbox == "docker" and not docker_ready():
                 print("docker: no engine answers; skipped", file=sys.stderr)
                 continue
-            name = f"orchestrator sweep, --sandbox {sandbox}"
-            for size in sizes:
-                seconds, passed, phase = project(work, sandbox, size, opts.concurrency)
-                note(name, size, seconds, passed)
-                if size == opts.large:
-                    breakdown[sandbox] = phase
+            for source in [*([opts.baseline] if opts.baseline else []), None]:
+                label = f" (baseline {source.name})" if source else ""
+                name = f"orchestrator sweep{label}, --sandbox {sandbox}"
+                for size in sizes:
+                    seconds, passed, phase = project(work, sandbox, size, opts.concurrency, source)
+                    note(name, size, seconds, passed)
+                    if size == opts.large:
+                        breakdown[sandbox + label] = phase
     store = None
     if opts.store_json:
         store = json.loads(opts.store_json.read_text()) if opts.store_json.exists() else None

@@ -29,7 +29,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import duckdb
 import pyarrow as pa
@@ -39,19 +39,21 @@ from orchestrator.traces import TABLES, TraceStore, arrow_schema
 ORCHESTRATOR = str(Path(sys.executable).with_name("orchestrator"))
 MODELS = [f"replay:model-{i}:solver" for i in range(8)]
 PASS_RATE_SQL = "SELECT worker, avg(passed::INT) AS pass_rate, count(*) AS n FROM attempts GROUP BY worker"
-# What `orchestrator sweep` reads before its first task (flows/sweep.py): earlier sweeps of its name,
-# the ledger of the sweep it resumes, the orphan runs to adopt. Timed in a fresh process.
+# What `orchestrator sweep` reads before its first task (flows/sweep.py): the ledger of the sweep it
+# resumes, the orphan runs to adopt, what the sweep spent so far; and earlier sweeps of its name (its
+# report's comparison). Timed in a fresh process.
 _SWEEP_START = """
 import json, sys, time
 t0 = time.perf_counter()
 c0 = time.process_time()
 from orchestrator.traces import TraceStore
-from domain.sweep_ledger import finished, orphan_runs, sweeps
+from domain.sweep_ledger import finished, orphan_runs, spent_by_sweep, sweeps
 store = TraceStore(sys.argv[1], compact_after=0)
 t1, c1 = time.perf_counter(), time.process_time()
 earlier = sweeps(store, "nightly")
 done = finished(store, sys.argv[2])
 orphans = orphan_runs(store, sys.argv[2])
+spent = spent_by_sweep(store, sys.argv[2])
 t2, c2 = time.perf_counter(), time.process_time()
 print(json.dumps({"imports_s": t1 - t0, "reads_s": t2 - t1, "reads_cpu_s": c2 - c1, "sweeps": len(earlier), "finished": len(done),
                   "orphans": len(orphans)}))
@@ -156,8 +158,16 @@ def last_night(single_runs: int, nights: int) -> list[tuple[str, pa.Table]]:
     return writes
 
 
+def sweep_start(root: Path, resumed: str, source: Path | None = None) -> dict[str, Any]:
+    """The sweep's start reads in a fresh process; ``source``: an earlier commit's tree imported instead."""
+    env = {**os.environ, **({"PYTHONPATH": str(source.resolve())} if source else {})}
+    out = subprocess.run([sys.executable, "-c", _SWEEP_START, str(root), resumed], check=True, env=env,
+                         cwd=root, capture_output=True, text=True).stdout  # fmt: skip
+    return cast(dict[str, Any], json.loads(out))
+
+
 def bench_store(root: Path, writes: list[tuple[str, pa.Table]], live: list[tuple[str, pa.Table]], repeat: int,
-                resumed: str) -> dict[str, Any]:  # fmt: skip
+                resumed: str, baseline: Path | None = None) -> dict[str, Any]:  # fmt: skip
     store = TraceStore(root, fsync=False)  # default compaction threshold (ORCH_TRACES_COMPACT_FILES)
     history_s = 0.0  # the attempts table's appends (the other tables' are written too, untimed)
     for table, data in writes:
@@ -174,8 +184,11 @@ def bench_store(root: Path, writes: list[tuple[str, pa.Table]], live: list[tuple
     live_write_ms = live_s / sum(1 for table, _ in live if table == "attempts") * 1000
     query_s, result = median_of(repeat, lambda: TraceStore(root, compact_after=0).sql(PASS_RATE_SQL))
     rows = TraceStore(root).sql("SELECT count(*) FROM attempts")[1][0][0]
-    starts = [json.loads(subprocess.run([sys.executable, "-c", _SWEEP_START, str(root), resumed], check=True,
-                                        capture_output=True, text=True).stdout) for _ in range(repeat)]  # fmt: skip
+    starts, before = [], []
+    for _ in range(repeat):  # interleaved with the baseline's, so both see the same load
+        starts.append(sweep_start(root, resumed))
+        if baseline is not None:
+            before.append(sweep_start(root, resumed, baseline))
     env = {**os.environ, "ORCH_TRACES_DIR": str(root)}
     command_s, _ = median_of(
         repeat,
@@ -198,6 +211,9 @@ def bench_store(root: Path, writes: list[tuple[str, pa.Table]], live: list[tuple
         "sweep_start_reads_cpu_s": statistics.median(s["reads_cpu_s"] for s in starts),
         "sweep_start_imports_s": statistics.median(s["imports_s"] for s in starts),
         "resumed_finished": starts[0]["finished"],
+        **({"baseline_sweep_start_reads_s": statistics.median(s["reads_s"] for s in before),
+            "baseline_sweep_start_reads_cpu_s": statistics.median(s["reads_cpu_s"] for s in before)}
+           if before else {}),  # fmt: skip
         "traces_sql_command_s": command_s,
         "traces_sql_command_cpu_s": CPU[command_s],
     }
@@ -253,6 +269,8 @@ def main() -> None:
     parser.add_argument("--live-runs", type=int, default=200, help="single-run writes of the last night")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--no-delta", action="store_true")
+    parser.add_argument("--baseline", type=Path,
+                        help="also time the sweep's start reads with this source tree (an earlier commit's `git archive`)")  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     parser.add_argument(
         "--json-out", type=Path, help="also write the figures as JSON here (bench/throughput.py)"
@@ -263,7 +281,7 @@ def main() -> None:
     live = last_night(opts.live_runs, opts.nights)
     work = Path(tempfile.mkdtemp(prefix="trace-store-bench-"))
     try:
-        ours = bench_store(work / "store", writes, live, opts.repeat, f"sweep-{opts.nights:04d}")
+        ours = bench_store(work / "store", writes, live, opts.repeat, f"sweep-{opts.nights:04d}", opts.baseline)
         delta = None if opts.no_delta else bench_delta(work / "delta", writes, live, opts.repeat)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -288,6 +306,8 @@ def print_table(report: dict[str, Any], opts: argparse.Namespace) -> None:
         ("pass rate by model, DuckDB (s)  [target < 1]", ours["pass_rate_query_s"], delta and delta["pass_rate_query_s"]),
         ("  same, Delta before compaction (s)", "", delta and delta["pass_rate_query_uncompacted_s"]),
         ("sweep start/resume reads (s)  [target < 2]", ours["sweep_start_reads_s"], ""),
+        *([("  same, baseline source (s)", ours["baseline_sweep_start_reads_s"], "")]
+          if "baseline_sweep_start_reads_s" in ours else []),  # fmt: skip
         ("`traces sql 'select count(*) from runs'` (s)  [< 1]", ours["traces_sql_command_s"], ""),
     ]  # fmt: skip
     print(f"| {'figure':<52} | {'this store':>10} | {'Delta Lake':>10} |")
@@ -301,6 +321,8 @@ def print_table(report: dict[str, Any], opts: argparse.Namespace) -> None:
             delta and delta["pass_rate_query_cpu_s"],
         ),
         ("  CPU s: sweep start/resume reads", ours["sweep_start_reads_cpu_s"], ""),
+        *([("  CPU s: same, baseline source", ours["baseline_sweep_start_reads_cpu_s"], "")]
+          if "baseline_sweep_start_reads_cpu_s" in ours else []),  # fmt: skip
         ("  CPU s: `traces sql` whole command", ours["traces_sql_command_cpu_s"], ""),
     ]
     for label, a, b in cpu:

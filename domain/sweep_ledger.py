@@ -72,13 +72,9 @@ def ledger_row(
 
 
 def query(store: TraceStore, sql: str, params: list[Any]) -> list[dict[str, Any]]:
-    con = store.connect()
-    try:
-        cursor = con.execute(sql, params)
-        columns = [d[0] for d in cursor.description or []]
-        return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
-    finally:
-        con.close()
+    """Rows as dicts; views of only the tables ``sql`` names (a store of a year's history has many files)."""
+    columns, rows = store.sql(sql, params)
+    return [dict(zip(columns, row, strict=True)) for row in rows]
 
 
 def spent_by_sweep(store: TraceStore, sweep_id: str) -> tuple[int, float]:

@@ -320,16 +320,18 @@ class TraceStore:
                 f"UNION ALL BY NAME SELECT * FROM _{name}_empty)"
             )
 
-    def sql(self, query: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+    def sql(self, query: str, params: Sequence[Any] | None = None) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Run a DuckDB query (with ``?`` parameters) over views of the tables it names; its columns and rows."""
         try:  # views for the tables the query names only: a query of one table lists one folder
-            named: set[str] | None = duckdb.get_table_names(query)
+            # DuckDB refuses to parse ``?`` here; NULL in its place leaves the table names as they are.
+            named: set[str] | None = duckdb.get_table_names(query.replace("?", "NULL") if params else query)
         except duckdb.Error:
             named = None  # let the query itself report what is wrong with it
 
         def attempt() -> tuple[list[str], list[tuple[Any, ...]]]:
             con = self._connect(named)
             try:
-                cursor = con.execute(query)
+                cursor = con.execute(query, params)
                 columns = [d[0] for d in cursor.description or []]
                 return columns, cursor.fetchall()
             finally:

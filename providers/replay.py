@@ -24,7 +24,32 @@ from providers.credentials import ProviderEnv
 ENV = ProviderEnv()  # no key, no endpoint: the model name is a file of recorded answers
 
 
+#: Parsed replay files by (path, mtime, size): a sweep makes a provider per run, and re-reading a
+#: 1,000-line file for each of 1,000 runs was a quarter of a replayed run's CPU.
+_parsed: dict[tuple[Path, int, int], dict[str, list[str]]] = {}
+_parsed_lock = threading.Lock()
+
+
 def load_replay_file(path: Path) -> dict[str, list[str]]:
+    """The file's answers by task id (a fresh copy of the lists; the parse is kept while the file is unchanged)."""
+    try:
+        info = path.stat()
+    except OSError:
+        info = None
+    key = (path, info.st_mtime_ns, info.st_size) if info is not None else None
+    with _parsed_lock:
+        cached = _parsed.get(key) if key is not None else None
+    if cached is None:
+        cached = _parse_replay_file(path)
+        if key is not None:
+            with _parsed_lock:
+                for stale in [k for k in _parsed if k[0] == path]:  # an older version of the file
+                    del _parsed[stale]
+                _parsed[key] = cached
+    return {task: list(lines) for task, lines in cached.items()}
+
+
+def _parse_replay_file(path: Path) -> dict[str, list[str]]:
     if not path.is_file():
         raise UserInputError(f"replay file {str(path)!r} does not exist; pass a JSONL file of recorded answers")
     answers: dict[str, list[str]] = defaultdict(list)
