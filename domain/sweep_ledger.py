@@ -2,7 +2,8 @@
 
 Order of writes for one (task, sample): the workflow writes its ``runs`` row (and its calls/attempts),
 *then* a ``sweep_tasks`` row is written here. Each write is one Parquet file renamed into place, so a
-``kill -9`` leaves every file whole or absent. Resume reads the ledger and skips what is in it.
+``kill -9`` leaves every file whole or absent; inside a sweep the writes wait in its write batch, which
+keeps that order on disk (orchestrator/trace_batch.py). Resume reads the ledger and skips what is in it.
 
 The one gap is a kill between the two writes: the run is in ``runs`` but not in the ledger. Resume
 does not run such a task again; it *adopts* the orphan run (writes its ledger row from the ``runs``
