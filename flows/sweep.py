@@ -76,10 +76,6 @@ RETRY_NEEDS_SWEEP = "--retry-errors reruns the errored runs of a sweep: give --s
 
 #: The most runs in flight at once (``SweepParams.concurrency``).
 MAX_CONCURRENCY = 32
-#: A progress tick (the finished runs' rows written, the progress artifact updated) every this many
-#: finished runs or seconds, whichever comes first: a kill loses at most that much work.
-TICK_RUNS = 50
-TICK_S = 2.0
 
 
 class SweepParams(BaseModel):
@@ -414,14 +410,16 @@ def sweep_flow(params: SweepParams) -> SweepReport:
 
     def tick(batch: WriteBatch | None, force: bool = False) -> None:
         """Record the finished runs (the batch's flush) and show them in the progress artifact: every
-        TICK_RUNS runs or TICK_S seconds, not per run."""
+        ORCH_SWEEP_TICK_RUNS runs or ORCH_SWEEP_TICK_S seconds, not per run."""
         nonlocal ticked
-        if force or done_count - ticked[0] >= TICK_RUNS or time.monotonic() - ticked[1] >= TICK_S:
+        due = done_count - ticked[0] >= settings.sweep_tick_runs or time.monotonic() - ticked[1] >= settings.sweep_tick_s
+        if force or due:
             if batch is not None:
                 batch.flush()
             progress.update(done_count)
             ticked = (done_count, time.monotonic())
 
+    settings = get_settings()
     _budgets[sweep_id] = budget
     # In-process runs' trace rows wait in one batch, flushed at each tick (orchestrator/trace_batch.py);
     # the deployment's runs write their own rows in their own processes.

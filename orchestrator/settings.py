@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     # a local trace table's write files are compacted once there are this many (0: never automatically)
     traces_compact_files: int = Field(default=32, ge=0, le=100_000)
     traces_delete_grace_s: float = Field(default=60.0, ge=0)  # how long a compacted file's sources stay
+    # A sweep's progress tick (its runs' rows written, the progress artifact updated) every this many
+    # finished runs or seconds, whichever comes first: what a kill can lose (flows/sweep.py)
+    sweep_tick_runs: int = Field(default=50, ge=1)
+    sweep_tick_s: float = Field(default=2.0, ge=0)
     traces_fsync: bool = True  # flush each trace file to disk before its rename (power-loss safety)
     cache_dir: Path = Field(default_factory=lambda: Path.home() / ".cache" / "orchestrator")
     log_file: Path | None = None  # unset: <cache_dir>/orchestrator.log (Prefect's lines during a progress display)

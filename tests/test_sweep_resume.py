@@ -46,7 +46,9 @@ def test_sigkill_halfway_then_resume_runs_each_task_exactly_once(cli, prefect_ap
         "--json",
     ]
 
-    env = {**os.environ, "PREFECT_API_URL": prefect_api, "ORCH_TRACES_DIR": str(traces_dir)}
+    # A tick per run: each run's ledger row is a file of its own, as the orphan made below needs.
+    env = {**os.environ, "PREFECT_API_URL": prefect_api, "ORCH_TRACES_DIR": str(traces_dir),
+           "ORCH_SWEEP_TICK_RUNS": "1"}  # fmt: skip
     exe = Path(sys.executable).with_name("orchestrator")
     # Its own process group, so the kill takes the sweep and its sandboxed pytest processes at once.
     proc = subprocess.Popen(
