@@ -146,7 +146,9 @@ def test_kill_9_ten_times_at_random_points_then_resume_loses_and_doubles_nothing
 
 def test_two_sweeps_write_to_one_store_at_once(prefect_api, tmp_path, traces_dir):
     root, replay = _humaneval(tmp_path, 4)
-    env = {**os.environ, "PREFECT_API_URL": prefect_api, "ORCH_TRACES_DIR": str(traces_dir), **STORE_ENV}
+    # A tick per run: enough files from both sweeps that compaction runs beside the other writer.
+    env = {**os.environ, "PREFECT_API_URL": prefect_api, "ORCH_TRACES_DIR": str(traces_dir), **STORE_ENV,
+           "ORCH_SWEEP_TICK_RUNS": "1"}  # fmt: skip
     procs = {sid: _start(_sweep_args(root, replay, sid, concurrency=1), env) for sid in ("left", "right")}
     store = TraceStore(traces_dir, compact_after=0)
     for sid, proc in procs.items():
