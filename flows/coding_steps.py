@@ -35,7 +35,8 @@ from orchestrator.settings import get_settings, traces_root
 from orchestrator.taskspec import Task
 from sandbox import get_backend
 from tasks.coding import CodeDraft, run_tests, write_code
-from tasks.debate import Critique, critique, revise_messages
+from domain.critique import revise_messages
+from tasks.debate import Critique, critique
 from tasks.judge import judge_task
 from tasks.load import load_task_folder
 from tasks.logs import run_logger

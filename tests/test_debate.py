@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from orchestrator.records import Message
-from tasks.debate import critique_messages, parse_approval, revise_messages
+from domain.critique import critique_messages, parse_approval, revise_messages
 
 
 @pytest.mark.parametrize(
