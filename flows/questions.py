@@ -27,6 +27,7 @@ from domain.answers import (
     parse_answer,
     score_answer,
 )
+from domain.critique import revise_messages
 from domain.judging import judge_workers_for
 from domain.question_prompts import question_messages, revise_instruction, tool_output_message
 from domain.rag_index import Hit
@@ -48,7 +49,6 @@ from orchestrator.settings import get_settings, traces_root
 from orchestrator.taskspec import Task
 from orchestrator.traces import TraceStore
 from sandbox import get_backend
-from domain.critique import revise_messages
 from tasks.debate import Critique, critique
 from tasks.judge import judge_task
 from tasks.load import load_task_folder

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.records import Message
 from domain.critique import critique_messages, parse_approval, revise_messages
+from orchestrator.records import Message
 
 
 @pytest.mark.parametrize(

@@ -5,18 +5,17 @@ no model), the table, and the routers' measures against hand-computed values."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
+from domain.critique import critique_messages
+from domain.prompts import solve_messages
 from domain.quality import harness, humaneval
 from domain.quality.gsm8k import GSM8KRun, parse_strategy
 from domain.quality.harness import Bench, Cache, Config
 from domain.quality.router_eval import cascade_line, router_report
 from domain.quality.run import benchmark_tasks
 from domain.quality.summary import summaries
-from domain.critique import critique_messages
-from domain.prompts import solve_messages
 from domain.question_prompts import question_messages, revise_instruction
 from orchestrator.errors import UserInputError
 from orchestrator.records import Message

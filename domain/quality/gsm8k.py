@@ -17,9 +17,9 @@ from typing import Any
 from domain.answers import majority_vote, parse_answer, score_answer
 from domain.code_extract import extract_code
 from domain.critique import critique_messages, parse_approval, revise_messages
-from domain.question_prompts import question_messages, revise_instruction
 from domain.quality.harness import Bench, Config, Spend
 from domain.quality.humaneval import CODE_STOP
+from domain.question_prompts import question_messages, revise_instruction
 from orchestrator.errors import UserInputError
 from orchestrator.records import Message
 from orchestrator.taskspec import Task
