@@ -41,6 +41,11 @@ def answer_format(task: Task) -> str:
     return "End with `ANSWER: <answer>`: the answer alone, as short as it can be."
 
 
+def revise_instruction(task: Task) -> str:
+    """What a solver is asked after a critic's review (the flows' debate, the benchmark's critic rounds)."""
+    return "Revise your answer where the review is right. " + answer_format(task)
+
+
 def choices_block(task: Task) -> str:
     return "\n".join(f"{string.ascii_uppercase[i]}) {choice}" for i, choice in enumerate(task.spec.choices or []))
 

@@ -108,6 +108,8 @@ class RouterEval(BaseModel):
     pgr: float | None = None  # performance gap recovered at the configured margin
     cpt50: float | None = None
     apgr: float | None = None
+    #: the cost-quality curve behind APGR: share of strong calls -> performance gap recovered
+    curve: list[tuple[float, float]] = Field(default_factory=list)
     note: str | None = None
 
 
@@ -347,6 +349,7 @@ def evaluate(data: TraceData, neighbours: int, margin: float, folds: int = 5, se
         return report
     report.pgr = (report.quality_router - report.quality_weak) / gap
     shares, pgrs = pgr_curve(advantage, q_weak, q_strong)
+    report.curve = list(zip(shares, pgrs, strict=True))
     report.apgr = float(np.trapezoid(pgrs, shares))
     report.cpt50 = calls_to_recover(shares, pgrs, 0.5)
     return report

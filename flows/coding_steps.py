@@ -14,6 +14,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from domain.critique import revise_messages
 from domain.judging import judge_workers_for
 from domain.prompts import fix_messages, solve_messages
 from flows.runner import Runner
@@ -35,7 +36,7 @@ from orchestrator.settings import get_settings, traces_root
 from orchestrator.taskspec import Task
 from sandbox import get_backend
 from tasks.coding import CodeDraft, run_tests, write_code
-from tasks.debate import Critique, critique, revise_messages
+from tasks.debate import Critique, critique
 from tasks.judge import judge_task
 from tasks.load import load_task_folder
 from tasks.logs import run_logger

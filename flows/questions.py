@@ -27,8 +27,9 @@ from domain.answers import (
     parse_answer,
     score_answer,
 )
+from domain.critique import revise_messages
 from domain.judging import judge_workers_for
-from domain.question_prompts import answer_format, question_messages, tool_output_message
+from domain.question_prompts import question_messages, revise_instruction, tool_output_message
 from domain.rag_index import Hit
 from flows._workflow import workflow_flow
 from flows.runner import Runner
@@ -48,7 +49,7 @@ from orchestrator.settings import get_settings, traces_root
 from orchestrator.taskspec import Task
 from orchestrator.traces import TraceStore
 from sandbox import get_backend
-from tasks.debate import Critique, critique, revise_messages
+from tasks.debate import Critique, critique
 from tasks.judge import judge_task
 from tasks.load import load_task_folder
 from tasks.logs import run_logger
@@ -208,7 +209,7 @@ def debate(candidates: list[QCandidate], setup: Setup, runner: Runner, question:
     critics = setup.decision.by_role("critic")
     if not (controls.use_debate and critics):
         return
-    instruction = "Revise your answer where the review is right. " + answer_format(setup.task)
+    instruction = revise_instruction(setup.task)
     for round_number in range(2, controls.max_rounds + 1):
         pending = [c for c in candidates if c.error is None and c.approved is not True]
         reviews = runner.map(critique, [

@@ -8,28 +8,17 @@ It ends with ``VERDICT: APPROVE`` or ``VERDICT: REVISE``; the workflow decides w
 
 from __future__ import annotations
 
-import re
-
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
 
-from orchestrator.records import Message, WorkerSpec
+from domain.critique import critique_messages, parse_approval
+from orchestrator.records import WorkerSpec
 from orchestrator.settings import get_settings
 from orchestrator.traces import TraceStore
 from tasks.model_call import CallContext, call_model
 
-CANDIDATE_CHARS = 8000
-FEEDBACK_CHARS = 4000
 CRITIC_MAX_TOKENS = 500
-
-CRITIC_SYSTEM = (
-    "You are a demanding reviewer. Find concrete errors in the candidate answer: wrong results, missed "
-    "requirements, unhandled edge cases, crashes. Quote the part that is wrong and say how to fix it. "
-    "Do not rewrite the whole answer. End with one line: VERDICT: APPROVE if the answer is correct and "
-    "complete, otherwise VERDICT: REVISE."
-)
-_VERDICT = re.compile(r"VERDICT\W{0,3}(APPROVE|REVISE)", re.I)
 
 
 class Critique(BaseModel):
@@ -39,26 +28,6 @@ class Critique(BaseModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float | None = None
-
-
-def critique_messages(question: str, candidate: str, feedback: str | None = None) -> list[Message]:
-    parts = [f"Task:\n{question.strip()}", f"Candidate answer:\n{candidate[:CANDIDATE_CHARS]}"]
-    if feedback:
-        parts.append(f"Feedback from running it:\n{feedback[-FEEDBACK_CHARS:]}")
-    parts.append("Review the candidate.")
-    return [Message(role="system", content=CRITIC_SYSTEM), Message(role="user", content="\n\n".join(parts))]
-
-
-def parse_approval(text: str) -> bool:
-    """The last VERDICT line decides; a review without one asks for a revision (the cautious reading)."""
-    verdicts = _VERDICT.findall(text)
-    return bool(verdicts) and verdicts[-1].upper() == "APPROVE"
-
-
-def revise_messages(history: list[Message], candidate: str, critique: str, instruction: str) -> list[Message]:
-    """The solver's conversation, extended by its candidate and the critic's review, asking for a revision."""
-    request = f"A reviewer critiqued your answer:\n\n{critique.strip()}\n\n{instruction.strip()}"
-    return [*history, Message(role="assistant", content=candidate), Message(role="user", content=request)]
 
 
 @task(name="critique", cache_policy=NO_CACHE)

@@ -6,6 +6,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from orchestrator.traces import TraceStore
 from tests.wire import FakeServer, Recorded, Reply
 
@@ -51,3 +53,12 @@ def sweep_calls(store: TraceStore, sweep_id: str) -> list[dict[str, Any]]:
         return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
     finally:
         con.close()
+
+
+def artifacts(api: str, key: str) -> list[dict[str, Any]]:
+    """Every version of an artifact key, newest first, read back from the Prefect server's REST API."""
+    body = {"artifacts": {"key": {"any_": [key]}}, "sort": "CREATED_DESC"}
+    resp = httpx.post(f"{api}/artifacts/filter", json=body, timeout=30)
+    resp.raise_for_status()
+    result: list[dict[str, Any]] = resp.json()
+    return result

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from domain.critique import critique_messages, parse_approval, revise_messages
 from orchestrator.records import Message
-from tasks.debate import critique_messages, parse_approval, revise_messages
 
 
 @pytest.mark.parametrize(

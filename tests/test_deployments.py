@@ -24,6 +24,7 @@ from tests.deploy_helpers import PALINDROME, PrefectApi, clone_task, serve, serv
 from tests.netns import pid_gone
 
 POOL = "orch-test"
+QUALITY = "quality-bench/nightly"
 
 
 @dataclass
@@ -55,6 +56,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         nightly = api.deployment("sweep/nightly")
         nightly_runs = _scheduled_runs(api, nightly["id"])
         api.pause_schedules(nightly)  # read as deployed above; the tests trigger their own runs
+        api.pause_schedules(api.deployment(QUALITY))
         yield Stack(api, env, started.stdout, nightly, nightly_runs)
     finally:
         serve("stop", env=env, check=False)
@@ -75,11 +77,12 @@ def test_serve_starts_server_pool_deployments_and_worker_once(stack: Stack) -> N
     again = serve("start", env=stack.env)
     assert "Prefect server already running" in again.stdout
     assert "worker worker-a already running" in again.stdout
-    stack.api.pause_schedules(stack.api.deployment("sweep/nightly"))  # re-deploying made it active again
+    for paused in ("sweep/nightly", QUALITY):  # re-deploying made them active again
+        stack.api.pause_schedules(stack.api.deployment(paused))
     assert stack.api.get(f"/work_pools/{POOL}")["type"] == "process"
     workers = stack.api.post(f"/work_pools/{POOL}/workers/filter", {})
     assert [(w["name"], w["status"]) for w in workers] == [("worker-a", "ONLINE")]
-    for name in ("run-task/run-task", "sweep/nightly"):
+    for name in ("run-task/run-task", "sweep/nightly", QUALITY):
         deployment = stack.api.deployment(name)
         assert deployment["work_pool_name"] == POOL
         # Stored unresolved: each worker's flow runs find the project on their own machine.
@@ -97,6 +100,14 @@ def test_nightly_sweep_schedule_is_visible(stack: Stack) -> None:
     assert starts, "the server scheduled no nightly runs"
     assert all((s.astimezone(UTC).hour, s.minute) == (2, 0) for s in starts)
     assert starts[0] > datetime.now(UTC)
+
+
+def test_nightly_quality_benchmark_is_deployed_with_its_schedule(stack: Stack) -> None:
+    quality = stack.api.deployment(QUALITY)
+    [schedule] = quality["schedules"]
+    assert schedule["schedule"]["cron"] == "0 3 * * *" and schedule["schedule"]["timezone"] == "UTC"
+    assert quality["entrypoint"] == "flows/quality_bench.py:quality_bench_flow"
+    assert quality["parameters"]["params"]["work"] == "bench-out/quality"
 
 
 def test_bad_parameters_are_refused_before_any_run(stack: Stack) -> None:

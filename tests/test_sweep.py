@@ -7,7 +7,6 @@ import json
 import shutil
 from pathlib import Path
 
-import httpx
 import pytest
 
 from domain.sweep_plan import select_tasks
@@ -16,6 +15,7 @@ from flows.sweep import SweepParams, sweep_flow
 from orchestrator.importers import write_tasks
 from orchestrator.importers.humaneval import HumanEval, canonical_replay_lines
 from orchestrator.traces import TraceStore
+from tests.sweep_helpers import artifacts
 
 from .conftest import RUNS
 
@@ -42,14 +42,6 @@ def tasks_dir(tmp_path: Path, *names: str) -> Path:
 def replay_file(path: Path, answers: dict[str, str]) -> Path:
     path.write_text("".join(json.dumps({"task_id": t, "content": c}) + "\n" for t, c in answers.items()))
     return path
-
-
-def artifacts(api: str, key: str) -> list[dict]:
-    """Every version of an artifact key, newest first, read back from the Prefect server's REST API."""
-    body = {"artifacts": {"key": {"any_": [key]}}, "sort": "CREATED_DESC"}
-    resp = httpx.post(f"{api}/artifacts/filter", json=body, timeout=30)
-    resp.raise_for_status()
-    return resp.json()
 
 
 def test_sweep_counts_passed_failed_and_errored_and_exits_0(cli, tmp_path, traces_dir):

@@ -1,0 +1,118 @@
+"""GSM8K strategies: one answer, self-consistency, critic rounds, and the program-aided variants.
+
+- ``one``: one greedy answer in prose (``domain/question_prompts.py``'s prompt, ``ANSWER: <number>``);
+- ``sc`` / ``sc<N>``: N answers at the temperature, majority vote (``domain.answers.majority_vote``);
+- ``critic`` / ``critic<R>``: the greedy answer, then up to R rounds in which the same model reviews
+  it (``domain/critique.py``'s prompts, as the flows' debate step sends them, ``VERDICT: APPROVE|REVISE``) and, unless it approves,
+  revises it; the last answer counts;
+- ``pal`` / ``pal-sc<N>``: the model writes a program, the sandbox runs it, its last printed number
+  is the answer (one greedy program, or N sampled ones and a majority vote).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from domain.answers import majority_vote, parse_answer, score_answer
+from domain.code_extract import extract_code
+from domain.critique import critique_messages, parse_approval, revise_messages
+from domain.quality.harness import Bench, Config, Spend
+from domain.quality.humaneval import CODE_STOP
+from domain.question_prompts import question_messages, revise_instruction
+from orchestrator.errors import UserInputError
+from orchestrator.records import Message
+from orchestrator.taskspec import Task
+
+PAL_SYSTEM = (
+    "You solve maths word problems by writing Python. Answer with exactly one ```python block: a short "
+    "program that computes the answer step by step and prints only the final number."
+)
+_NAME = re.compile(r"^(one|sc|critic|pal|pal-sc)(\d*)$")
+STRATEGIES = ("one", "sc<N>", "critic<R>", "pal", "pal-sc<N>")
+
+
+def parse_strategy(name: str, config: Config) -> tuple[str, int]:
+    """``sc5`` -> ("sc", 5), ``critic2`` -> ("critic", 2); bare names take the config's samples/rounds."""
+    match = _NAME.match(name)
+    if match is None:
+        raise UserInputError(f"unknown gsm8k strategy {name!r}; choose from {', '.join(STRATEGIES)}")
+    kind, number = match.groups()
+    if number and kind in ("one", "pal"):
+        raise UserInputError(f"gsm8k strategy {kind!r} takes no number ({name!r})")
+    default = config.rounds if kind == "critic" else config.samples
+    budget = int(number) if number else default
+    if budget < 1:
+        raise UserInputError(f"gsm8k strategy {name!r}: the number must be 1 or more")
+    return kind, budget
+
+
+def label(name: str, config: Config) -> str:
+    kind, budget = parse_strategy(name, config)
+    if kind in ("sc", "pal-sc"):
+        return f"{kind}(n={budget},T={config.temperature})"
+    if kind == "critic":
+        return f"critic(rounds={budget})"
+    return kind
+
+
+class GSM8KRun:
+    def __init__(self, bench: Bench, config: Config) -> None:
+        self.bench, self.config = bench, config
+
+    def answer(self, spend: Spend, task: Task, program: bool, temperature: float, seed: int) -> str | None:
+        model = self.config.strong
+        if not program:
+            return parse_answer(
+                self.bench.call(spend, model, question_messages(task), temperature=temperature, seed=seed)
+            ).answer
+        messages = [
+            Message(role="system", content=PAL_SYSTEM),
+            Message(role="user", content=task.prompt.strip()),
+        ]
+        reply = self.bench.call(spend, model, messages, temperature=temperature, seed=seed, stop=CODE_STOP)
+        output = self.bench.program_output(spend, extract_code(reply))
+        numbers = re.findall(r"-?\d[\d,]*(?:\.\d+)?", output)
+        return numbers[-1].replace(",", "") if numbers else None
+
+    def critic_rounds(self, spend: Spend, task: Task, rounds: int) -> tuple[str | None, int]:
+        """The greedy answer, reviewed and revised until the critic approves or ``rounds`` reviews;
+        returns the last answer and the number of revisions."""
+        model = self.config.strong
+        history = question_messages(task)
+        instruction = revise_instruction(task)
+        reply = self.bench.call(spend, model, history)
+        revisions = 0
+        for _ in range(rounds):
+            review = self.bench.call(spend, model, critique_messages(task.prompt, reply))
+            if parse_approval(review):
+                break
+            history = revise_messages(history, reply, review, instruction)
+            reply = self.bench.call(spend, model, history)
+            revisions += 1
+        return parse_answer(reply).answer, revisions
+
+    def run(self, name: str, task: Task) -> dict[str, Any]:
+        kind, budget = parse_strategy(name, self.config)
+        spend = Spend()
+        extra: dict[str, Any] = {}
+        program = kind.startswith("pal")
+        if kind == "critic":
+            answer, extra["revisions"] = self.critic_rounds(spend, task, budget)
+            answers = [answer]
+        elif kind in ("one", "pal"):
+            answers = [self.answer(spend, task, program, 0.0, 0)]
+        else:
+            answers = [
+                self.answer(spend, task, program, self.config.temperature, seed) for seed in range(1, budget + 1)
+            ]
+        vote = majority_vote(answers, task.spec)
+        return {
+            "task_id": task.id,
+            "passed": bool(score_answer(vote.answer, task.spec)),
+            "answer": vote.answer,
+            "votes": vote.count,
+            "candidates": len(answers),
+            **extra,
+            **spend.fields(),
+        }
