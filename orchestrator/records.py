@@ -251,6 +251,12 @@ class CallRow(BaseModel):
     fallback_from: str | None = None
     cached: bool = False  # answered from the model-call cache: original tokens, cost 0, the hit's latency
     ts: datetime = Field(default_factory=utcnow)
+    #: What was sent and what came back, for the run's transcript: ``request`` the messages as JSON
+    #: ``[{"role", "content"}]``, ``reply`` the completion's text; secrets redacted, each text cut at
+    #: CALL_TEXT_CAP characters (tasks/model_call.py). None: a try that sent nothing (a cooldown skip),
+    #: no reply (an error), or a row of trace schema 2 and before.
+    request: str | None = None
+    reply: str | None = None
 
 
 class AttemptRow(BaseModel):
