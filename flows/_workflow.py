@@ -73,5 +73,5 @@ def run_scope(request: RunRequest) -> RunScope | None:
     if request.max_cost is not None and not request.ignore_unpriced:
         settings = get_settings()
         workflow = load_task(request.task_dir, require_tests=False).workflow
-        refuse_unpriced(request.workers or [], request.router or settings.router_mode, [workflow], settings)
+        refuse_unpriced(request.workers, request.router or settings.router_mode, [workflow], settings)
     return RunScope(budget=budget if budget.limited else None, cache=request.cache)

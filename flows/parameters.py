@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import functools
 import inspect
+import types
+import typing
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, TypeAdapter, WithJsonSchema
 from pydantic.fields import FieldInfo
 
 M = TypeVar("M", bound=BaseModel)
@@ -33,14 +35,40 @@ def _per_call(field: FieldInfo) -> bool:
     return field.default_factory is not None and field.default_factory not in _SHOWN_FACTORIES
 
 
+def _optional_of(annotation: Any) -> Any | None:
+    """X for ``X | None``, else None."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        kept = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(kept) == 1 and len(typing.get_args(annotation)) == 2:
+            return kept[0]
+    return None
+
+
+def _plain_schema(annotation: Any, metadata: list[Any]) -> dict[str, Any] | None:
+    """The JSON schema of an optional parameter's type without its null alternative, when it stands
+    alone (no references to other models) and is no boolean. The form then shows the type's own input (a list of
+    choices, a number with its bounds) instead of a switch between the type and "None", and an
+    empty input still means None."""
+    inner = _optional_of(annotation)
+    if inner is None or inner is bool:  # a toggle cannot say "unset": a tri-state keeps its None
+        return None
+    shown: Any = Annotated[(inner, *metadata)] if metadata else inner
+    schema = TypeAdapter(shown).json_schema()
+    return None if "$defs" in schema or "$ref" in schema else schema
+
+
 def _parameter(name: str, field: FieldInfo, title: str) -> inspect.Parameter:
     annotation: Any = field.annotation
+    plain = _plain_schema(annotation, field.metadata)
     if field.metadata:  # bounds (ge, le, pattern) live in the metadata; Prefect keeps only the type
         annotation = Annotated[(annotation, *field.metadata)]
     if _per_call(field):
+        plain = plain or TypeAdapter(annotation).json_schema()
         annotation, default = annotation | None, None
     else:
         default = field.get_default(call_default_factory=True)
+    if plain is not None:
+        annotation = Annotated[annotation, WithJsonSchema(plain)]
     return inspect.Parameter(
         name,
         inspect.Parameter.KEYWORD_ONLY,

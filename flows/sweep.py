@@ -168,7 +168,7 @@ def _run_name() -> str:
 
 def _request(item: WorkItem, params: SweepParams, sweep_id: str, traces: str, sandbox: str, run_id: str) -> RunRequest:
     return RunRequest.model_validate(dict(
-        task_dir=item.task_dir, workers=params.workers or None, router=params.router, max_rounds=params.max_rounds,
+        task_dir=item.task_dir, workers=params.workers, router=params.router, max_rounds=params.max_rounds,
         sandbox=sandbox, traces_dir=traces, sweep_id=sweep_id, run_id=run_id,
     ))  # sandbox: the backend the sweep resolved once, one of the names
 

@@ -123,8 +123,8 @@ class RunRequest(BaseModel):
         title="Task folder",
         description="The task folder, on the worker's machine (e.g. runs/task_001; see runs/README.md).",
     )
-    workers: list[WorkerSpec] | None = Field(
-        default=None,
+    workers: list[WorkerSpec] = Field(
+        default_factory=list,
         title="Workers",
         description="The solvers, each {provider, model, role}; empty: the router picks them. For the replay "
         "provider the model is the path of a JSONL file of replies, not a model name.",
