@@ -28,6 +28,7 @@ from orchestrator.errors import OrchestratorError, UserInputError
 from orchestrator.records import (
     MAX_ROUNDS,
     MIN_ROUNDS,
+    ROUTER_MODES,
     Message,
     RouteControls,
     RouteDecision,
@@ -35,7 +36,7 @@ from orchestrator.records import (
     RouteTools,
     WorkerSpec,
 )
-from orchestrator.settings import ROUTER_MODES, Settings
+from orchestrator.settings import Settings
 from orchestrator.taskspec import Task, Workflow
 from providers.pricing import unit_prices
 

@@ -2,7 +2,8 @@
 
 A workflow is a plain function ``run(request, runner) -> RunSummary`` over its steps;
 :func:`workflow_flow` wraps it as the Prefect flow named after the workflow, taking the parameters
-of :class:`orchestrator.records.RunRequest` (what ``run-task`` passes on, and a sweep's subflows).
+of :class:`orchestrator.records.RunRequest`, one for each field (what ``run-task`` passes on, and a
+sweep's runs).
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from domain.routing import refuse_unpriced
+from flows.parameters import model_parameters
 from flows.runner import PrefectRunner, Runner
 from orchestrator.budget import Budget
-from orchestrator.records import Rounds, RunRequest, RunSummary, SandboxName, WorkerSpec
-from orchestrator.settings import RouterMode, get_settings
+from orchestrator.records import RunRequest, RunSummary
+from orchestrator.settings import get_settings
 from orchestrator.taskspec import load_task
 from tasks.call_scope import RunScope, has_scope, scoped
 
@@ -36,6 +38,7 @@ def workflow_flow(name: str, description: str, run: WorkflowRun, *, run_name: bo
     RUNS[name] = run
 
     # Prefect types task_runner with an invariant generic that rejects its own ThreadPoolTaskRunner.
+    # The parameters are RunRequest's fields, each its own (flows/parameters.py).
     @flow(
         name=name,
         description=description,
@@ -43,43 +46,9 @@ def workflow_flow(name: str, description: str, run: WorkflowRun, *, run_name: bo
         log_prints=False,
         flow_run_name=_task_run_name if run_name else None,
     )
-    def workflow(
-        task_dir: str,
-        workers: list[WorkerSpec] | None = None,
-        router: RouterMode | None = None,
-        max_rounds: Rounds = 2,
-        sandbox: SandboxName = "auto",
-        traces_dir: str | None = None,
-        cache: bool | None = None,
-        max_cost: float | None = None,
-        max_tokens: int | None = None,
-        ignore_unpriced: bool = False,
-        # advanced, last in the form: what a sweep sets
-        sweep_id: str | None = None,
-        run_id: str | None = None,
-    ) -> RunSummary:
-        """Run one task folder.
-
-        Args:
-            task_dir: The task folder, on the worker's machine (e.g. runs/task_001; see runs/README.md).
-            workers: The solvers, each {provider, model, role}; empty: the router picks them. For the
-                replay provider the model is the path of a JSONL file of replies, not a model name.
-            router: How the router picks the workers when none are given (empty: ORCH_ROUTER_MODE).
-            max_rounds: Rounds of fix after the first answer's tests fail.
-            sandbox: Where the tests run: auto picks docker when it answers, else local.
-            traces_dir: The trace store (a folder or s3://bucket/prefix; empty: ORCH_TRACES_DIR).
-            cache: Answer repeated model calls from the on-disk cache (empty: ORCH_CACHE).
-            max_cost: Budget in USD for the run's model calls (empty: none).
-            max_tokens: Budget in tokens for the run's model calls (empty: none).
-            ignore_unpriced: Let a dollar budget run models without a price (their cost counts as 0).
-            sweep_id: Advanced, set by a sweep: the sweep this run belongs to. Leave empty.
-            run_id: Advanced, set by a sweep: the run's id (empty: a new one). Leave empty.
-        """
-        request = RunRequest(
-            task_dir=task_dir, workers=workers, router=router, max_rounds=max_rounds, sandbox=sandbox,
-            traces_dir=traces_dir, sweep_id=sweep_id, **({"run_id": run_id} if run_id else {}),
-            cache=cache, max_cost=max_cost, max_tokens=max_tokens, ignore_unpriced=ignore_unpriced,
-        )
+    @model_parameters(RunRequest)
+    def workflow(request: RunRequest) -> RunSummary:
+        """Run one task folder."""
         scope = run_scope(request)
         # A sweep (or an outer run-task flow) attached the run's scope already: it stays the one.
         with nullcontext() if scope is None or has_scope(request.run_id) else scoped(request.run_id, scope):
@@ -104,5 +73,5 @@ def run_scope(request: RunRequest) -> RunScope | None:
     if request.max_cost is not None and not request.ignore_unpriced:
         settings = get_settings()
         workflow = load_task(request.task_dir, require_tests=False).workflow
-        refuse_unpriced(request.workers or [], request.router or settings.router_mode, [workflow], settings)
+        refuse_unpriced(request.workers, request.router or settings.router_mode, [workflow], settings)
     return RunScope(budget=budget if budget.limited else None, cache=request.cache)

@@ -49,7 +49,7 @@ def _run(request: RunRequest, run: Callable[[str], RunSummary]) -> RunSummary:
             duration_s=round((utcnow() - started_at).total_seconds(), 3), stopped=f"stopped by the {exc.reason}",
         )
         traces = request.traces_dir or get_settings().traces_dir
-        record_run(summary, task, request.workers or [], traces, request.sweep_id, started_at)
+        record_run(summary, task, request.workers, traces, request.sweep_id, started_at)
     run_logger().info("verdict: %s", verdict_line(summary))
     return summary
 

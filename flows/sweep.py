@@ -51,12 +51,14 @@ from domain.sweep_plan import WorkItem, select_tasks, sweep_name, work_items
 from domain.sweep_report import SweepReport, build_report, compare
 from domain.workers import parse_worker, preflight
 from flows._sweep_artifacts import ProgressArtifact, artifact_key, publish
+from flows.parameters import model_parameters, model_values
 from flows.registry import WORKFLOW_RUNS
 from flows.runner import PlainRunner
 from orchestrator.budget import Budget, Usage
 from orchestrator.errors import UserInputError
 from orchestrator.records import (
     Rounds,
+    RouterMode,
     RunRequest,
     SandboxName,
     SweepRow,
@@ -78,60 +80,77 @@ RETRY_NEEDS_SWEEP = "--retry-errors reruns the errored runs of a sweep: give --s
 MAX_CONCURRENCY = 32
 
 
-class SweepParams(BaseModel):
-    """A sweep's parameters (the form the Prefect UI shows for the sweep deployment)."""
+def _as_in_a_run(name: str) -> Any:
+    """A field the sweep passes on to each run: RunRequest's, with its title and description."""
+    return RunRequest.model_fields[name]
 
-    tasks: str = Field(default="runs", description="A folder of task folders, or a glob of folders.")
+
+class SweepParams(BaseModel):
+    """A sweep's parameters: the sweep flow's, one for each field (flows/parameters.py), so the Prefect
+    UI's form and a deployment's Parameters tab list each with its title."""
+
+    tasks: str = Field(default="runs", title="Tasks", description="A folder of task folders, or a glob of folders.")
     workflows: list[Workflow] = Field(
-        default_factory=list, description="Only tasks of these workflows (empty: all)."
+        default_factory=list, title="Workflows", description="Only tasks of these workflows (empty: all)."
     )
     workers: list[WorkerSpec] = Field(
         default_factory=list,
+        title="Workers",
         description="Workers as objects {provider, model, role} (the CLI's --worker takes "
-        '"PROVIDER:MODEL[:ROLE]"); empty: the router picks them.',
+        '"PROVIDER:MODEL[:ROLE]"); empty: the router picks them. For the replay provider the model is '
+        "the path of a JSONL file of replies.",
     )
-    router: str | None = Field(default=None, description="Router mode when no workers are given.")
-    sandbox: SandboxName = "auto"
-    concurrency: int = Field(default=2, ge=1, le=MAX_CONCURRENCY, description="Runs in flight at once.")
-    max_rounds: Rounds = 2
-    samples: int = Field(default=1, ge=1, le=100, description="Runs per task (pass@k needs more than one).")
+    router: RouterMode | None = _as_in_a_run("router")
+    sandbox: SandboxName = _as_in_a_run("sandbox")
+    concurrency: int = Field(
+        default=2, ge=1, le=MAX_CONCURRENCY, title="Concurrency", description="Runs in flight at once."
+    )
+    max_rounds: Rounds = _as_in_a_run("max_rounds")
+    samples: int = Field(
+        default=1, ge=1, le=100, title="Samples per task", description="Runs per task (pass@k needs more than one)."
+    )
     name: str | None = Field(
-        default=None, description="Sweep name, compared night to night (default: the folder's name)."
+        default=None, title="Sweep name",
+        description="Compared night to night (default: the folder's name).",
     )
     sweep_id: str | None = Field(
         default=None,
         pattern=r"^[A-Za-z0-9_-]{1,64}$",
-        description="Resume this sweep: finished runs are skipped.",
+        title="Resume sweep id",
+        description="Resume this sweep: finished runs are skipped (empty: a new sweep).",
     )
-    traces_dir: str | None = Field(
-        default=None, description="Trace folder (default ORCH_TRACES_DIR or ./traces)."
-    )
+    traces_dir: str | None = _as_in_a_run("traces_dir")
     executor: Literal["local", "deployment"] = Field(
         default="local",
+        title="Executor",
         description="local: runs in this process; deployment: each run on the pool's workers.",
     )
     deployment: str = Field(
         default="run-task/run-task",
         pattern=r"^[^/]+/[^/]+$",
-        description="FLOW/DEPLOYMENT that runs one task.",
+        title="Run-task deployment",
+        description="FLOW/DEPLOYMENT that runs one task (with executor deployment).",
     )
     history: int = Field(
-        default=10, ge=2, le=100, description="Sweeps of this name shown in the history chart."
+        default=10, ge=2, le=100, title="History", description="Sweeps of this name shown in the history chart."
     )
     cache: bool | None = Field(
         default=None,
+        title="Cache model calls",
         description="Answer repeated model calls from the on-disk cache (empty: ORCH_CACHE, i.e. at temperature 0).",
     )
     max_cost: float | None = Field(
-        default=None, gt=0, description="Budget in USD for the whole sweep (resumed sweeps count what was spent)."
+        default=None, gt=0, title="Budget in USD",
+        description="For the whole sweep (resumed sweeps count what was spent).",
     )
-    max_tokens: int | None = Field(default=None, ge=1, description="Budget in tokens for the whole sweep.")
-    ignore_unpriced: bool = Field(
-        default=False, description="Let a dollar budget run models without a price (their cost counts as 0)."
+    max_tokens: int | None = Field(
+        default=None, ge=1, title="Budget in tokens", description="For the whole sweep."
     )
+    ignore_unpriced: bool = _as_in_a_run("ignore_unpriced")
     retry_errors: bool = Field(
         default=False,
-        description="With sweep_id: run again the runs that ended in error (not those whose tests failed).",
+        title="Retry errored runs",
+        description="With a sweep id: run again the runs that ended in error (not those whose tests failed).",
     )
 
     @field_validator("workers", mode="before")
@@ -143,8 +162,7 @@ class SweepParams(BaseModel):
 
 
 def _run_name() -> str:
-    raw = current_flow_run.parameters.get("params")
-    params = raw if isinstance(raw, SweepParams) else SweepParams.model_validate(raw or {})
+    params = model_values(SweepParams, current_flow_run.parameters)
     # sweeps of one name told apart in the runs list: when each started, and which sweep it was
     when = f"{utcnow():%Y-%m-%d %H:%M}"
     return f"sweep-{params.name or sweep_name(params.tasks)} {when}" + (f" {params.sweep_id[:8]}" if params.sweep_id else "")
@@ -152,7 +170,7 @@ def _run_name() -> str:
 
 def _request(item: WorkItem, params: SweepParams, sweep_id: str, traces: str, sandbox: str, run_id: str) -> RunRequest:
     return RunRequest.model_validate(dict(
-        task_dir=item.task_dir, workers=params.workers or None, router=params.router, max_rounds=params.max_rounds,
+        task_dir=item.task_dir, workers=params.workers, router=params.router, max_rounds=params.max_rounds,
         sandbox=sandbox, traces_dir=traces, sweep_id=sweep_id, run_id=run_id,
     ))  # sandbox: the backend the sweep resolved once, one of the names
 
@@ -339,8 +357,10 @@ def prepare(params: SweepParams) -> Prepared:
 
 
 @flow(name="sweep", flow_run_name=_run_name)
+@model_parameters(SweepParams)
 def sweep_flow(params: SweepParams) -> SweepReport:
-    """Run every task under ``params.tasks``; resume ``params.sweep_id`` when it has finished runs."""
+    """Run every task under ``tasks``; resume ``sweep_id`` when it has finished runs. Its parameters
+    are SweepParams' fields: ``sweep_flow(**dict(params))``."""
     logger = get_run_logger()
     started = time.perf_counter()
     if params.retry_errors and not params.sweep_id:

@@ -20,6 +20,9 @@ WorkerRole = Literal["solver", "critic", "verifier", "retriever", "tester", "jud
 WORKER_ROLES: tuple[str, ...] = get_args(WorkerRole)
 #: Sandbox backends a run may name (``auto``: docker when it works here, else local).
 SandboxName = Literal["auto", "local", "docker"]
+#: How the router picks the workers when a run names none (docs/router.md).
+RouterMode = Literal["cost-first", "quality-first", "learned", "hint"]
+ROUTER_MODES: tuple[str, ...] = get_args(RouterMode)
 #: How many solve/fix (or critique/revise) rounds a run may take.
 MIN_ROUNDS, MAX_ROUNDS = 1, 4
 Rounds = Annotated[int, Field(ge=MIN_ROUNDS, le=MAX_ROUNDS)]
@@ -113,21 +116,58 @@ def sum_cost(values: list[float | None]) -> float | None:
 
 
 class RunRequest(BaseModel):
-    """What one run of one task folder is asked to do: the parameters every workflow flow takes."""
+    """What one run of one task folder is asked to do: the parameters every workflow flow takes, in
+    the order, with the titles and descriptions, of the run-task form in the Prefect UI."""
 
-    task_dir: str
-    workers: list[WorkerSpec] | None = None
-    router: str | None = None
-    max_rounds: Rounds = 2
-    sandbox: SandboxName = "auto"
-    traces_dir: str | None = None
-    sweep_id: str | None = None
-    run_id: str = Field(default_factory=new_id)
+    task_dir: str = Field(
+        title="Task folder",
+        description="The task folder, on the worker's machine (e.g. runs/task_001; see runs/README.md).",
+    )
+    workers: list[WorkerSpec] = Field(
+        default_factory=list,
+        title="Workers",
+        description="The solvers, each {provider, model, role}; empty: the router picks them. For the replay "
+        "provider the model is the path of a JSONL file of replies, not a model name.",
+    )
+    router: RouterMode | None = Field(
+        default=None, title="Router", description="How the router picks the workers when none are given "
+        "(empty: ORCH_ROUTER_MODE).",
+    )
+    max_rounds: Rounds = Field(
+        default=2, title="Rounds at most", description="Rounds of answer and fix: after the first, each "
+        "round fixes what the tests found.",
+    )
+    sandbox: SandboxName = Field(
+        default="auto", title="Sandbox", description="Where the tests run: auto picks docker when it answers, "
+        "else local.",
+    )
+    traces_dir: str | None = Field(
+        default=None, title="Trace store", description="A folder or s3://bucket/prefix (empty: ORCH_TRACES_DIR).",
+    )
     # What the run's model calls share (tasks/call_scope.py); a sweep attaches its own scope instead.
-    cache: bool | None = None
-    max_cost: float | None = Field(default=None, gt=0)
-    max_tokens: int | None = Field(default=None, ge=1)
-    ignore_unpriced: bool = False
+    cache: bool | None = Field(
+        default=None, title="Cache model calls",
+        description="Answer repeated model calls from the on-disk cache (empty: ORCH_CACHE).",
+    )
+    max_cost: float | None = Field(
+        default=None, gt=0, title="Budget in USD", description="For the run's model calls (empty: none).",
+    )
+    max_tokens: int | None = Field(
+        default=None, ge=1, title="Budget in tokens", description="For the run's model calls (empty: none).",
+    )
+    ignore_unpriced: bool = Field(
+        default=False, title="Allow unpriced models",
+        description="Let a dollar budget run models without a price (their cost counts as 0).",
+    )
+    # advanced, last in the form: what a sweep sets
+    sweep_id: str | None = Field(
+        default=None, title="Sweep id (advanced)",
+        description="Advanced, set by a sweep: the sweep this run belongs to. Leave empty.",
+    )
+    run_id: str = Field(
+        default_factory=new_id, title="Run id (advanced)",
+        description="Advanced, set by a sweep: the run's id (empty: a new one). Leave empty.",
+    )
 
 
 class Limits(BaseModel):
@@ -251,6 +291,12 @@ class CallRow(BaseModel):
     fallback_from: str | None = None
     cached: bool = False  # answered from the model-call cache: original tokens, cost 0, the hit's latency
     ts: datetime = Field(default_factory=utcnow)
+    #: What was sent and what came back, for the run's transcript: ``request`` the messages as JSON
+    #: ``[{"role", "content"}]``, ``reply`` the completion's text; secrets redacted, each text cut at
+    #: CALL_TEXT_CAP characters (tasks/model_call.py). None: a try that sent nothing (a cooldown skip),
+    #: no reply (an error), or a row of trace schema 2 and before.
+    request: str | None = None
+    reply: str | None = None
 
 
 class AttemptRow(BaseModel):

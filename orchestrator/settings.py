@@ -4,19 +4,17 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from orchestrator.errors import ConfigurationError
-from orchestrator.records import Rounds, SandboxName
+from orchestrator.records import Rounds, RouterMode, SandboxName
 
 DEFAULT_ALLOWED_PROVIDERS = ("ollama", "openai", "anthropic", "gemini", "groq", "local", "replay")
 DEFAULT_ALLOWED_OLLAMA_MODELS = ("llama3.2:latest", "qwen2.5:7b", "llama3:latest")
 
-RouterMode = Literal["cost-first", "quality-first", "learned", "hint"]
-ROUTER_MODES: tuple[str, ...] = get_args(RouterMode)
 
 
 _EXPIRY_UNITS = {"s": 1, "m": 60, "h": 3600, "D": 86_400, "W": 7 * 86_400, "M": 30 * 86_400, "Y": 365 * 86_400}

@@ -43,9 +43,10 @@ import pyarrow.parquet as pq
 
 from orchestrator.errors import ConfigurationError
 
-#: The trace format's version. Bump it when a change makes older readers misread new files; adding a
-#: column does not need a bump (older files read with that column null).
-SCHEMA_VERSION = 2
+#: The trace format's version. Older files read with today's columns (a column they lack is null).
+#: 2: file names and metadata carry the version. 3: ``calls`` holds each try's request and reply
+#: (null in older files: their transcripts say the messages were not recorded).
+SCHEMA_VERSION = 3
 #: Parquet metadata keys.
 VERSION_KEY = b"orchestrator.schema_version"
 SOURCES_KEY = b"orchestrator.sources"

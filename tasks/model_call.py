@@ -7,6 +7,7 @@ meet here; each mechanism lives in its own module.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -36,6 +37,21 @@ class CallContext(BaseModel):
     task_id: str
     purpose: str
     candidate_id: str | None = None
+
+
+#: Characters of one message or reply a ``calls`` row keeps (a 32k-token context is ~128k characters;
+#: the transcript needs what a reader scans, not every token of a long document).
+CALL_TEXT_CAP = 8000
+
+
+def _capped(text: str, settings: Settings) -> str:
+    text = redact(text, settings)  # before the cut, so that no secret survives half-cut
+    return text if len(text) <= CALL_TEXT_CAP else text[:CALL_TEXT_CAP] + f"\n… ({len(text) - CALL_TEXT_CAP} more characters)"
+
+
+def request_text(messages: Sequence[Message], settings: Settings) -> str:
+    """A call's messages as a ``calls.request`` value: JSON, redacted, each message capped."""
+    return json.dumps([{"role": m.role, "content": _capped(m.content, settings)} for m in messages], ensure_ascii=False)
 
 
 class AllWorkersFailed(Exception):
@@ -111,6 +127,7 @@ def call_model(
     limits = shared_limits(settings)
     budget = scope.budget
     ticket: int | None = None
+    request = request_text(messages, settings)
 
     def write(worker: WorkerSpec, origin: str | None, **fields: Any) -> None:
         row = CallRow(
@@ -156,6 +173,7 @@ def call_model(
                         worker, fallback_from, attempt=1, ok=True, cached=True,
                         prompt_tokens=completion.prompt_tokens, completion_tokens=completion.completion_tokens,
                         latency_s=completion.latency_s, cost_usd=0.0, response_id=completion.response_id,
+                        request=request, reply=_capped(completion.text, settings),
                     )
                     return completion, worker
             left, _ = cooldowns.remaining(_bench_key(worker))
@@ -193,6 +211,7 @@ def call_model(
                     latency_s=outcome.latency_s,
                     cost_usd=completion.cost_usd if completion else None,
                     response_id=completion.response_id if completion else None,
+                    request=request, reply=_capped(completion.text, settings) if completion else None,
                 )
 
             try:

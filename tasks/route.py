@@ -25,8 +25,8 @@ from domain.routing import (
 )
 from domain.workers import preflight
 from orchestrator.errors import UserInputError
-from orchestrator.records import RouteDecision, WorkerSpec
-from orchestrator.settings import ROUTER_MODES, Settings, get_settings
+from orchestrator.records import ROUTER_MODES, RouteDecision, WorkerSpec
+from orchestrator.settings import Settings, get_settings
 from orchestrator.taskspec import Task
 from orchestrator.traces import TraceStore
 from tasks.model_call import AllWorkersFailed, CallContext, call_model

@@ -6,6 +6,7 @@ servers of tests/wire, and counts what reached the server and what the ``calls``
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import threading
 import time
@@ -24,7 +25,7 @@ from orchestrator.traces import TraceStore
 from providers.cache import CallCache
 from providers.limits import AdaptiveBound, shared_limits
 from tasks.call_scope import RunScope, scoped
-from tasks.model_call import AllWorkersFailed, CallContext, call_model
+from tasks.model_call import CALL_TEXT_CAP, AllWorkersFailed, CallContext, call_model
 from tests.wire import FakeAnthropic, FakeOpenAI, Recorded, Reply
 
 KEY = "sk-test-0123456789abcdef"
@@ -129,6 +130,27 @@ def test_errors_are_never_cached(openai_server, tmp_path) -> None:
     call(settings, store, new_id(), temperature=0.0)
     call(settings, store, new_id(), temperature=0.0)
     assert len(openai_server.model_calls) == 2  # the failure, then one success that the third reuses
+
+
+def test_every_try_keeps_its_messages_and_reply_redacted_and_capped(openai_server, tmp_path) -> None:
+    # what the transcript shows: a failed try (request, no reply), the answer, then a cache hit
+    openai_server.script(openai_server.error(500, "boom"), openai_server.reply(f"key {KEY} " + "y" * 9000))
+    settings = settings_for(tmp_path, openai_server, call_retries=1)
+    store = TraceStore(tmp_path / "traces")
+    run_id = new_id()
+    asked = [Message(role="system", content="Be brief."), Message(role="user", content=f"my key is {KEY}")]
+    ctx = CallContext(run_id=run_id, task_id="t1", purpose="solve")
+    for _ in range(2):
+        call_model([OPENAI], asked, ctx, settings=settings, store=store, temperature=0.0)
+    failed, answered, hit = calls(store, run_id)
+    assert (failed["ok"], answered["ok"], hit["cached"]) == (False, True, True)
+    assert json.loads(answered["request"]) == [
+        {"role": "system", "content": "Be brief."}, {"role": "user", "content": "my key is ***"},
+    ]
+    assert failed["request"] == answered["request"] == hit["request"] and failed["reply"] is None
+    redacted = "key *** " + "y" * 9000  # redacted first, then cut: no half of a key survives the cut
+    assert answered["reply"] == hit["reply"] == redacted[:CALL_TEXT_CAP] + f"\n… ({len(redacted) - CALL_TEXT_CAP} more characters)"
+    assert all(KEY not in (row["request"] or "") + (row["reply"] or "") for row in (failed, answered, hit))
 
 
 def test_expired_entries_are_not_served(tmp_path) -> None:

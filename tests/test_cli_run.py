@@ -43,6 +43,11 @@ def test_correct_replay_passes(cli, task_copy, tmp_path, traces_dir, prefect_api
     # the transcript: the candidate's round, its code, its test output and verdict
     assert "### Round 1, visible tests: passed (4 passed, 0 failed" in transcript.data
     assert "def is_palindrome(text):" in transcript.data and "4 passed" in transcript.data
+    # and the messages of that round: the prompt sent and the reply (the calls row's request and reply)
+    assert "### Round 1: messages" in transcript.data and "**user**:" in transcript.data
+    assert f"**reply** (replay:{replay}):" in transcript.data
+    [call] = calls
+    assert json.loads(call["request"])[-1]["role"] == "user" and call["reply"] == GOOD
 
 
 async def _artifacts_of(api_url: str, flow_run_id: str) -> list:

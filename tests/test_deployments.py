@@ -95,7 +95,7 @@ def test_nightly_sweep_schedule_is_visible(stack: Stack) -> None:
     [schedule] = stack.nightly["schedules"]
     assert schedule["active"] is True
     assert schedule["schedule"]["cron"] == "0 2 * * *" and schedule["schedule"]["timezone"] == "UTC"
-    assert stack.nightly["parameters"]["params"]["tasks"] == "runs"
+    assert stack.nightly["parameters"]["tasks"] == "runs"
     starts = sorted(datetime.fromisoformat(r["expected_start_time"]) for r in stack.nightly_runs)
     assert starts, "the server scheduled no nightly runs"
     assert all((s.astimezone(UTC).hour, s.minute) == (2, 0) for s in starts)
@@ -161,7 +161,7 @@ def test_sweep_deployment_runs_and_publishes_artifacts(stack: Stack, tmp_path: P
         "name": "deploy-test",
         "traces_dir": str(traces), "executor": "local", "concurrency": 2,
     }
-    run_id = stack.api.trigger("sweep/nightly", {"params": params})
+    run_id = stack.api.trigger("sweep/nightly", params)
     run = stack.api.wait_final(run_id)
     assert run["state_type"] == "COMPLETED", run["state"]
     artifacts = {a["key"]: a for a in stack.api.artifacts(run_id)}

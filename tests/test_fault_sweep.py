@@ -82,7 +82,7 @@ def test_a_sweep_with_30_percent_faults_finishes_every_task_with_every_try_recor
     faults = [Faults(openai, seed=7), Faults(anthropic, seed=8)]
     traces = tmp_path / "traces"
     report = sweep_flow(
-        params=SweepParams(
+        **SweepParams(
             tasks=str(make_tasks(tmp_path / "tasks", TASKS)),
             workers=[
                 WorkerSpec(provider="openai", model="gpt-4o-mini"),
@@ -92,7 +92,7 @@ def test_a_sweep_with_30_percent_faults_finishes_every_task_with_every_try_recor
             max_rounds=1,
             concurrency=3,
             traces_dir=str(traces),
-        )
+        ).model_dump()
     )
 
     rows = sweep_calls(TraceStore(traces), report.sweep_id)

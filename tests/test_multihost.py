@@ -118,10 +118,10 @@ def test_one_sweep_shared_by_the_hosts(cluster: Cluster, tmp_path: Path) -> None
         "name": "multihost", "traces_dir": traces, "executor": "deployment", "concurrency": 4,
     }
     # The sweep itself is a run of the nightly deployment, on one of the hosts like its task runs.
-    sweep_run = cluster.api.trigger("sweep/nightly", {"params": params})
+    sweep_run = cluster.api.trigger("sweep/nightly", params)
     run = cluster.api.wait_final(sweep_run, timeout_s=300)
     assert run["state_type"] == "COMPLETED", run["state"]
-    sweep_id = run["parameters"]["params"].get("sweep_id") or TraceStore(traces).rows("sweep_tasks")[0]["sweep_id"]
+    sweep_id = run["parameters"].get("sweep_id") or TraceStore(traces).rows("sweep_tasks")[0]["sweep_id"]
     runs = _sweep_runs(cluster, sweep_id)
     assert sorted(Path(r["parameters"]["task_dir"]).name for r in runs) == ids
     assert {cluster.api.worker_of(r["id"]) for r in runs} == {"host-a", "host-b"}

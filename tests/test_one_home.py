@@ -10,8 +10,16 @@ from pydantic import SecretStr
 
 from domain.routing import DEFAULT_WORKERS, LLM_MODES
 from orchestrator import traces
-from orchestrator.records import MAX_ROUNDS, TABLE_ROWS, WORKER_ROLES, RouteControls, WorkerSpec
-from orchestrator.settings import DEFAULT_ALLOWED_PROVIDERS, ROUTER_MODES, RouterMode, Settings
+from orchestrator.records import (
+    MAX_ROUNDS,
+    ROUTER_MODES,
+    TABLE_ROWS,
+    WORKER_ROLES,
+    RouteControls,
+    RouterMode,
+    WorkerSpec,
+)
+from orchestrator.settings import DEFAULT_ALLOWED_PROVIDERS, Settings
 from providers.base import PROVIDERS, provider_names
 from providers.credentials import (
     ProviderEnv,

@@ -162,7 +162,9 @@ def test_local_default_model_answers_a_question(cli, traces_dir):
     store = TraceStore(traces_dir)
     (row,) = store.rows("answers", run_id=out["run_id"])
     assert row["output"].strip() and row["answer_form"] in ("answer_line", "boxed", "last_line")
-    assert [c["purpose"] for c in sorted(store.rows("calls", run_id=out["run_id"]), key=lambda c: c["ts"])] == [
-        "solve", "verify"
-    ]
+    calls = sorted(store.rows("calls", run_id=out["run_id"]), key=lambda c: c["ts"])
+    assert [c["purpose"] for c in calls] == ["solve", "verify"]
+    # the local provider's calls keep what was sent and the reply, for the run's transcript
+    assert all(json.loads(c["request"])[-1]["role"] == "user" for c in calls)
+    assert calls[0]["reply"] == row["output"]
     assert len(store.rows("verdicts", run_id=out["run_id"])) == 1

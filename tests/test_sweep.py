@@ -222,9 +222,11 @@ def test_sweep_params_accept_worker_strings_and_form_a_ui_schema():
     ]
     with pytest.raises(ValueError, match="sweep_id"):
         SweepParams(sweep_id="../escape")
+    # each field its own parameter (a deployment's Parameters tab lists each), with its title
     schema = parameter_schema(sweep_flow).model_dump()
-    assert schema["required"] == ["params"]
-    fields = schema["definitions"]["SweepParams"]["properties"]
+    assert schema["required"] == []
+    fields = schema["properties"]
+    assert fields["max_rounds"]["title"] == "Rounds at most" and fields["concurrency"]["maximum"] == 32
     assert {
         "tasks",
         "workflows",

@@ -46,7 +46,7 @@ def sweep(tasks: Path, traces: Path, **params: object):
         "concurrency": 1,
         "traces_dir": str(traces),
     }
-    return sweep_flow(params=SweepParams.model_validate({**base, **params}))
+    return sweep_flow(**SweepParams.model_validate({**base, **params}).model_dump())
 
 
 def test_a_rerun_with_the_cache_on_makes_no_network_call(server, tmp_path) -> None:
@@ -140,7 +140,7 @@ def test_a_failed_run_is_not_rerun_by_retry_errors(server, tmp_path) -> None:
 
 
 def test_the_sweep_form_has_the_budget_cache_and_retry_fields() -> None:
-    sweep_fields = parameter_schema(sweep_flow).model_dump()["definitions"]["SweepParams"]["properties"]
+    sweep_fields = parameter_schema(sweep_flow).model_dump()["properties"]
     assert {"cache", "max_cost", "max_tokens", "ignore_unpriced", "retry_errors"} <= set(sweep_fields)
     with pytest.raises(ValueError, match="max_cost"):
         SweepParams(max_cost=0)

@@ -18,9 +18,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from orchestrator.errors import ConfigurationError
-from orchestrator.records import CallRow, RunRow
+from orchestrator.records import CallRow, CandidateResult, RunRow, RunSummary
 from orchestrator.trace_files import SCHEMA_VERSION, SOURCES_KEY, VERSION_KEY, parse_name
 from orchestrator.traces import TraceStore
+from tasks.transcript import NOT_RECORDED, transcript_markdown
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -177,6 +178,25 @@ def test_files_of_the_older_schema_are_read_and_rewritten(tmp_path: Path) -> Non
     assert parse_name(str(merged)).version == SCHEMA_VERSION
     assert pq.read_schema(merged).names == TraceStore(tmp_path).read("runs").schema.names
     assert sorted(r["run_id"] for r in store.rows("runs")) == ["new", "old"]
+
+
+def test_calls_of_schema_2_read_without_messages_and_the_transcript_says_so(tmp_path: Path) -> None:
+    # a calls file as version 2 wrote it: no request or reply columns
+    store = TraceStore(tmp_path)
+    row = _call("r", "solve").model_dump(exclude={"request", "reply"})
+    (tmp_path / "calls").mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist([row]), tmp_path / "calls" / "v2-0-r-0123456789ab.parquet")
+    store.write("calls", [_call("r", "fix").model_copy(update={"request": '[{"role": "user", "content": "fix it"}]'})])
+    by_purpose = {c["purpose"]: c for c in store.rows("calls", run_id="r")}
+    assert by_purpose["solve"]["request"] is None and by_purpose["fix"]["request"] is not None
+    summary = RunSummary(
+        run_id="r", task_id="t", workflow="reasoning", passed=False, rounds=1, tests_passed=0, tests_failed=0,
+        prompt_tokens=0, completion_tokens=0, cost_usd=None, duration_s=0.0,
+        candidates=[CandidateResult(candidate_id="c", worker="replay:m", output="42", rounds=1, passed=None)],
+    )
+    calls = [{**c, "candidate_id": "c"} for c in by_purpose.values()]
+    text = transcript_markdown(summary, [], calls)
+    assert NOT_RECORDED in text and "fix it" in text and "42" in text
 
 
 def test_a_file_of_a_newer_schema_names_the_fix(tmp_path: Path) -> None:

@@ -69,7 +69,7 @@ def completed_sweep(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Comple
             "tasks": str(work / "tasks"), "workers": [{"provider": "replay", "model": str(replay)}],
             "sandbox": "local", "name": SWEEP, "traces_dir": str(work / "traces"), "executor": "local",
         }
-        run_id = api.trigger("sweep/nightly", {"params": params})
+        run_id = api.trigger("sweep/nightly", params)
         run = api.wait_final(run_id)
         assert run["state_type"] == "COMPLETED", run["state"]
         [report] = [a for a in api.artifacts(run_id) if a["key"] == f"sweep-{SWEEP}-report"]

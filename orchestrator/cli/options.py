@@ -8,8 +8,8 @@ from typing import Annotated, get_args
 
 import typer
 
-from orchestrator.records import MAX_ROUNDS, MIN_ROUNDS, SandboxName
-from orchestrator.settings import ROUTER_MODES, Settings, get_settings
+from orchestrator.records import MAX_ROUNDS, MIN_ROUNDS, ROUTER_MODES, SandboxName
+from orchestrator.settings import Settings, get_settings
 from orchestrator.traces import TraceStore
 from providers.base import provider_names
 

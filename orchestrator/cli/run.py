@@ -157,7 +157,7 @@ def run(
     from orchestrator.cli.progress import prefect_console_to_file
 
     request = RunRequest.model_validate(dict(
-        task_dir=str(task.folder), workers=workers or None, router=mode, max_rounds=rounds, sandbox=backend.name,
+        task_dir=str(task.folder), workers=workers, router=mode, max_rounds=rounds, sandbox=backend.name,
         traces_dir=str(store.root), cache=cache, max_cost=max_cost, max_tokens=max_tokens,
         ignore_unpriced=ignore_unpriced,
     ))  # sandbox: the resolved backend's name, one of the names

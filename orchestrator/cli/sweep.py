@@ -204,7 +204,7 @@ def sweep(
     )
     watcher.start()
     try:
-        report = sweep_flow(params=params)
+        report = sweep_flow(**dict(params))
     except OrchestratorError:
         raise
     except Exception as exc:
