@@ -203,7 +203,9 @@ def _via_deployment(
     attempt started and a worker still executes, instead of starting a second one. A run that
     ended without writing its row (a crashed worker) is started again under a fresh key.
     """
-    parameters = request.model_dump(mode="json")
+    # Unset fields stay out: run-task's form schema has no null for them (flows/parameters.py), and
+    # each one's default is None anyway.
+    parameters = request.model_dump(mode="json", exclude_none=True)
     key = f"{request.sweep_id}/{item.task_id}/{item.sample}"
     child = _trigger(params.deployment, parameters, key, _run_label(item))
     run_id = str((child.parameters or {}).get("run_id") or request.run_id)
