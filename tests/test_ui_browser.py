@@ -146,7 +146,8 @@ def test_ui_shows_deployments_the_completed_run_and_its_artifacts(
 
     # Run ▸ Custom run: the sweep's pydantic parameters as a form.
     browser.get(f"{completed_sweep.ui}/deployments/deployment/{completed_sweep.nightly_id}/run")
-    _page_shows(browser, "Parameters", "Tasks", "Concurrency", "Max Rounds", "Executor", "Submit")
+    form = _page_shows(browser, "Parameters", "Tasks", "Concurrency", "Rounds at most", "Executor", "Submit")
+    assert "max_rounds" not in form  # human labels, not the field names
     browser.save_screenshot(str(shots / "run-form.png"))
 
     browser.get(f"{completed_sweep.ui}/runs/flow-run/{completed_sweep.flow_run_id}")
@@ -184,12 +185,13 @@ def test_triggered_run_task_shows_its_verdict_transcript_and_form(
     href = browser.find_element(By.PARTIAL_LINK_TEXT, "Transcript").get_attribute("href") or ""
     assert "/artifacts/artifact/" in href, href
     browser.get(href)  # the UI opens markdown links in a new tab; follow it in this one
-    _page_shows(browser, "Transcript of ui-task", "Round 1, visible tests: passed", "Code:", "Test output:")
+    _page_shows(browser, "Transcript of ui-task", "Round 1, visible tests: passed", "Code:", "Test output:", "reply (replay:")
     _shot(browser, "transcript.png")
 
     # the run-task form: descriptions, choices for sandbox and router, the internal ids last
     browser.get(f"{ui}/deployments/deployment/{completed_sweep.run_task_id}/run")
-    body = _page_shows(browser, "task_dir", "The task folder", "Where the tests run", "Advanced, set by a sweep")
+    body = _page_shows(browser, "Task folder", "The task folder", "Where the tests run", "Sweep id (advanced)")
+    assert "task_dir" not in body
     assert body.index("Advanced, set by a sweep") > body.index("Where the tests run")
     _shot(browser, "run-task-form.png")
 
