@@ -70,12 +70,14 @@ def run_shard(
     rows: list[SweepTaskRow] = []
     ended = "never started"
     for attempt in range(1, ATTEMPTS + 1):
+        if attempt > 1:  # the lost attempt may have left calls or attempts under the old ids
+            runs = [ShardRun(item=run.item, run_id=new_id()) for run in runs]
         shard = [r.item for r in runs]
         parameters = {**shard_parameters, "runs": [r.model_dump(mode="json") for r in runs]}
         child = run_on_pool(SHARD_DEPLOYMENT, parameters, _key(sweep_id, shard, attempt), _label(shard))
         # An earlier attempt of a resumed sweep may own the key: its run carries the run ids it used.
         runs = [ShardRun.model_validate(r) for r in (child.parameters or {}).get("runs", parameters["runs"])]
-        done, runs = _settle(store, sweep_id, runs)
+        done, runs = settle(store, sweep_id, runs)
         rows += done
         ended = f"{child.state.name}: {child.state.message}" if child.state else "without a state"
         if not runs or (child.state is not None and child.state.is_completed()):
@@ -91,7 +93,7 @@ def run_shard(
     return rows
 
 
-def _settle(store: TraceStore, sweep_id: str, runs: list[ShardRun]) -> tuple[list[SweepTaskRow], list[ShardRun]]:
+def settle(store: TraceStore, sweep_id: str, runs: list[ShardRun]) -> tuple[list[SweepTaskRow], list[ShardRun]]:
     """The ledger rows of the runs that finished, and the runs that did not.
 
     A run that wrote its ``runs`` row but not its ledger row (its host died in between) is recorded now."""
