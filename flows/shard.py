@@ -3,12 +3,18 @@
 A sweep with ``executor: deployment`` starts these (flows/sweep_shards.py) so that each flow run's
 start-up on a worker is paid once per shard. Each task runs as in a local sweep (its steps as plain
 calls) and writes its ``runs`` row and its ledger row when it finishes, so a shard lost half-way
-leaves the finished tasks recorded and the sweep reruns only the rest.
+leaves the finished tasks recorded and the sweep reruns only the rest. Before each task the shard
+checks that its own run is still Running: a run the sweep took for lost (its host unreachable for a
+while, flows/pool_runs.py) and marked Crashed stops there, since its tasks are being run again.
 """
 
 from __future__ import annotations
 
+from uuid import UUID
+
+import httpx
 from prefect import flow, get_run_logger
+from prefect.client.orchestration import get_client
 from prefect.runtime import flow_run as current_flow_run
 
 from flows.sweep import SweepParams, run_item
@@ -35,8 +41,25 @@ def run_shard_flow(params: SweepParams, sweep_id: str, traces: str, sandbox: str
     in_process = params.model_copy(update={"executor": "local"})
     passed = 0
     for n, run in enumerate(runs, 1):
+        if (marked := _marked_as()) is not None:
+            logger.warning("this run was marked %s while it ran: the sweep runs its %d other task(s) again; stopping",
+                           marked, len(runs) - n + 1)
+            break
         row = run_item(run.item, in_process, sweep_id, traces, sandbox, run.run_id)
         passed += bool(row.passed)
         logger.info("%d/%d %s#%d: %s%s", n, len(runs), run.item.task_id, run.item.sample, row.status,
                     "" if row.passed is None else (", passed" if row.passed else ", failed"))
     return passed
+
+
+def _marked_as() -> str | None:
+    """None while this flow run is Running on the server (or the server does not answer: keep on),
+    else the name of the state the sweep (or a user) gave it."""
+    try:
+        with get_client(sync_client=True) as client:
+            state = client.read_flow_run(UUID(current_flow_run.get_id())).state
+    except httpx.HTTPError:
+        return None
+    if state is None:
+        return "no state"
+    return None if state.is_running() else state.name
