@@ -4,8 +4,8 @@ A sweep with ``executor: deployment`` starts these (flows/sweep_shards.py) so th
 start-up on a worker is paid once per shard. Each task runs as in a local sweep (its steps as plain
 calls) and writes its ``runs`` row and its ledger row when it finishes, so a shard lost half-way
 leaves the finished tasks recorded and the sweep reruns only the rest. Before each task the shard
-checks that its own run is still Running: a run the sweep took for lost (its host unreachable for a
-while, flows/pool_runs.py) and marked Crashed stops there, since its tasks are being run again.
+checks that its run was never marked Crashed: a run the sweep took for lost (its host slow or
+unreachable for a while, flows/pool_runs.py) stops there, since its tasks are being run again.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def run_shard_flow(params: SweepParams, sweep_id: str, traces: str, sandbox: str
     in_process = params.model_copy(update={"executor": "local"})
     passed = 0
     for n, run in enumerate(runs, 1):
-        if (marked := _marked_as()) is not None:
+        if (marked := marked_as()) is not None:
             logger.warning("this run was marked %s while it ran: the sweep runs its %d other task(s) again; stopping",
                            marked, len(runs) - n + 1)
             break
@@ -52,14 +52,15 @@ def run_shard_flow(params: SweepParams, sweep_id: str, traces: str, sandbox: str
     return passed
 
 
-def _marked_as() -> str | None:
-    """None while this flow run is Running on the server (or the server does not answer: keep on),
-    else the name of the state the sweep (or a user) gave it."""
+def marked_as() -> str | None:
+    """None while this flow run was never given up on (or the server does not answer: keep on), else
+    the name of the state that gave it up: the sweep's Crashed, or a user's Cancelling. The history
+    counts, not only the state now: a run marked Crashed while its process was still starting is set
+    Running again by the engine when it starts, yet its tasks are already running elsewhere."""
     try:
         with get_client(sync_client=True) as client:
-            state = client.read_flow_run(UUID(current_flow_run.get_id())).state
+            states = client.read_flow_run_states(UUID(current_flow_run.get_id()))
     except httpx.HTTPError:
         return None
-    if state is None:
-        return "no state"
-    return None if state.is_running() else state.name
+    given_up = [st for st in states if st.is_crashed() or st.is_cancelling() or st.is_cancelled()]
+    return given_up[-1].name if given_up else None

@@ -23,7 +23,7 @@ import pytest
 
 from orchestrator.traces import TraceStore
 from tests.conftest import ROOT
-from tests.deploy_helpers import PALINDROME, clone_task, serve
+from tests.deploy_helpers import PALINDROME, clone_task, serve, serve_env
 from tests.multihost_cluster import Cluster, start_cluster
 
 POOL = "orch-multihost"
@@ -211,3 +211,18 @@ def test_server_restart_mid_sweep(cluster: Cluster, tmp_path: Path) -> None:
     # The worker that kept running reconnected: it is online on the restarted server.
     workers = cluster.api.post(f"/work_pools/{POOL}/workers/filter", {})
     assert any(w["name"] == "host-a" and w["status"] == "ONLINE" for w in workers), workers
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "says"),
+    [
+        (["--db", "mysql"], {}, "--db takes postgres"),
+        (["--db", "postgres"], {"PGHOST": "/nonexistent", "PGPORT": "1"}, "PostgreSQL does not answer at PGHOST=/nonexistent"),
+    ],
+    ids=["unknown-database", "postgres-not-running"],
+)
+def test_serve_server_refuses_a_bad_database_in_one_line(tmp_path: Path, args: list[str], env: dict[str, str], says: str) -> None:
+    state = tmp_path / "serve"
+    proc = serve("server", *args, env=serve_env(state, **env), check=False, timeout=60)
+    assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0 and says in proc.stderr, proc.stderr
+    assert not list(state.glob("*.pid"))  # nothing started

@@ -4,9 +4,17 @@ end leaves to run again, read from real trace files."""
 from __future__ import annotations
 
 from pathlib import Path
+from uuid import UUID
+
+import pytest
+from prefect import flow
+from prefect.client.orchestration import get_client
+from prefect.runtime import flow_run as current_flow_run
+from prefect.states import Crashed, Running
 
 from domain.sweep_ledger import ledger, ledger_row
 from domain.sweep_plan import WorkItem
+from flows.shard import marked_as
 from flows.sweep_shards import ShardRun, settle, shard_size, split
 from orchestrator.records import RunRow
 from orchestrator.traces import TraceStore
@@ -44,3 +52,22 @@ def test_settle_takes_recorded_runs_adopts_unrecorded_ones_and_returns_the_rest(
     again, left = settle(store, "sw", runs)
     assert [r.task_id for r in again] == ["a", "b"] and [r.run_id for r in left] == ["r-c"]
     assert len(store.rows("sweep_tasks", sweep_id="sw")) == 2
+
+
+@flow(name="shard-state-probe")
+def _probe(crash_first: bool) -> str | None:
+    """What a shard sees before its next task, after the sweep marked it Crashed while it was starting
+    (the engine then set it Running again), or when nobody touched it."""
+    if crash_first:
+        run_id = UUID(current_flow_run.get_id())
+        with get_client(sync_client=True) as client:
+            client.set_flow_run_state(run_id, Crashed(message="taken for lost"), force=True)
+            client.set_flow_run_state(run_id, Running(), force=True)
+    return marked_as()
+
+
+@pytest.mark.parametrize(("crash_first", "seen"), [(True, "Crashed"), (False, None)], ids=["given-up", "untouched"])
+def test_a_shard_once_marked_crashed_knows_it_even_when_running_again(
+    prefect_api: str, crash_first: bool, seen: str | None
+) -> None:
+    assert _probe(crash_first) == seen
