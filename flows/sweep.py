@@ -5,8 +5,9 @@ Concurrency: the flow keeps at most ``concurrency`` (task, sample) runs in fligh
 (:class:`flows.runner.PlainRunner`) inside the sweep's own flow run: no subflow and no task runs per
 task, whose Prefect bookkeeping cost more than the work (docs/traces.md, "Throughput"); the UI still
 shows every task's result in the sweep's progress and table artifacts, and a single ``orchestrator
-run`` stays a flow of retryable tasks. With ``executor="deployment"`` each triggers the run-task deployment and waits
-for it, so that several workers on one pool share a sweep. Threads suit the work: it waits on model
+run`` stays a flow of retryable tasks. With ``executor="deployment"`` each triggers a deployment and waits
+for it, so that several workers on one pool share a sweep: run-task per task, or run-shard per shard
+of tasks (flows/sweep_shards.py), watched for a lost host (flows/pool_runs.py). Threads suit the work: it waits on model
 calls and sandboxed pytest processes.
 
 Budgets (``max_cost``/``max_tokens``): before starting a run the flow asks the sweep's
