@@ -1,10 +1,10 @@
 """HumanEval's canonical answers swept over 1, 2 and 3 worker hosts of the scale-out set-up.
 
 A script, not a test (root: it makes network namespaces): ``python bench/multihost_sweep.py
-[--limit N] [--workers 1,2,3] [--limit-per-worker 2]``. For each worker count it starts the topology of
+[--limit N] [--workers 1,2,3] [--limit-per-worker 2] [--shard-size N]``. For each worker count it starts the topology of
 docs/deployment.md (tests/multihost_cluster.py: PostgreSQL, ``serve.sh server``, ``serve.sh worker``
 per network namespace, traces on moto's S3 server), runs ``orchestrator sweep --executor deployment``
-from the server host and prints the sweep's wall clock. All hosts share this machine's cores, so the
+from the server host and prints the sweep's wall clock, and its ratio to the first worker count's. All hosts share this machine's cores, so the
 figures show the overhead of the set-up and how runs spread, not what more machines would add.
 """
 
@@ -30,6 +30,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=164, help="HumanEval problems")
     parser.add_argument("--workers", default="1,2,3", help="worker counts to measure")
     parser.add_argument("--limit-per-worker", type=int, default=2, help="flow runs at once per worker")
+    parser.add_argument("--shard-size", type=int, default=None, help="tasks per flow run (default: the sweep's)")
     opts = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="multihost-bench-"))
@@ -39,6 +40,7 @@ def main() -> None:
          "--canonical-replay", str(replay)],
         check=True, capture_output=True,
     )
+    first: float | None = None
     for count in (int(n) for n in opts.workers.split(",")):
         names = [f"host-{n}" for n in range(1, count + 1)]
         with start_cluster(
@@ -49,6 +51,7 @@ def main() -> None:
                 "sweep", str(tasks), "--replay", str(replay), "--sandbox", "local", "--executor", "deployment",
                 "--concurrency", str(concurrency), "--name", f"bench-{count}",
                 "--traces", cluster.traces_uri(f"w{count}"), "--json",
+                *(["--shard-size", str(opts.shard_size)] if opts.shard_size else []),
             ]
             started = time.perf_counter()
             proc = subprocess.run([ORCHESTRATOR, *args], env=cluster.client_env(), capture_output=True, text=True)
@@ -56,9 +59,10 @@ def main() -> None:
             if proc.returncode != 0:
                 sys.exit(f"sweep on {count} worker(s) exited {proc.returncode}:\n{proc.stderr[-3000:]}")
             out = json.loads(proc.stdout)
+            first = first or wall
             print(
                 f"{count} worker(s), {opts.limit_per_worker} runs each at once: {out['passed']}/{out['total']} "
-                f"passed in {wall:.0f}s ({out['total'] / wall:.2f} tasks/s)",
+                f"passed in {wall:.0f}s ({out['total'] / wall:.2f} tasks/s; {first / wall:.2f}x the first count's speed)",
                 flush=True,
             )
 

@@ -5,8 +5,9 @@ Concurrency: the flow keeps at most ``concurrency`` (task, sample) runs in fligh
 (:class:`flows.runner.PlainRunner`) inside the sweep's own flow run: no subflow and no task runs per
 task, whose Prefect bookkeeping cost more than the work (docs/traces.md, "Throughput"); the UI still
 shows every task's result in the sweep's progress and table artifacts, and a single ``orchestrator
-run`` stays a flow of retryable tasks. With ``executor="deployment"`` each triggers the run-task deployment and waits
-for it, so that several workers on one pool share a sweep. Threads suit the work: it waits on model
+run`` stays a flow of retryable tasks. With ``executor="deployment"`` each triggers a deployment and waits
+for it, so that several workers on one pool share a sweep: run-task per task, or run-shard per shard
+of tasks (flows/sweep_shards.py), watched for a lost host (flows/pool_runs.py). Threads suit the work: it waits on model
 calls and sandboxed pytest processes.
 
 Budgets (``max_cost``/``max_tokens``): before starting a run the flow asks the sweep's
@@ -26,11 +27,9 @@ import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 from prefect import flow, get_run_logger
-from prefect.client.schemas.objects import FlowRun
-from prefect.deployments import run_deployment
 from prefect.runtime import flow_run as current_flow_run
 from pydantic import BaseModel, Field, field_validator
 
@@ -52,8 +51,10 @@ from domain.sweep_report import SweepReport, build_report, compare
 from domain.workers import parse_worker, preflight
 from flows._sweep_artifacts import ProgressArtifact, artifact_key, publish
 from flows.parameters import model_parameters, model_values
+from flows.pool_runs import run_on_pool
 from flows.registry import WORKFLOW_RUNS
 from flows.runner import PlainRunner
+from flows.sweep_shards import run_shard, shard_size, split
 from orchestrator.budget import Budget, Usage
 from orchestrator.errors import UserInputError
 from orchestrator.records import (
@@ -131,6 +132,13 @@ class SweepParams(BaseModel):
         title="Run-task deployment",
         description="FLOW/DEPLOYMENT that runs one task (with executor deployment).",
     )
+    shard_size: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description="executor deployment: tasks per flow run of run-shard/run-shard (1: each task a run of "
+        "`deployment`; empty: about four shards per run in flight, or 1 under a budget).",
+    )
     history: int = Field(
         default=10, ge=2, le=100, title="History", description="Sweeps of this name shown in the history chart."
     )
@@ -185,15 +193,6 @@ def _in_process(item: WorkItem, request: RunRequest) -> Any:
     return WORKFLOW_RUNS[item.workflow](request, PlainRunner())
 
 
-def _trigger(deployment: str, parameters: dict[str, Any], key: str, name: str) -> FlowRun:
-    """Start (or, for a known idempotency key, find) a run of the deployment and wait for its end."""
-    child = run_deployment(
-        deployment, parameters=parameters, idempotency_key=key, timeout=None, poll_interval=2,
-        flow_run_name=name,
-    )
-    return cast(FlowRun, child)  # the sync call returns the run; the union is for async callers
-
-
 def _via_deployment(
     item: WorkItem, params: SweepParams, request: RunRequest, store: TraceStore
 ) -> tuple[str, str | None]:
@@ -201,19 +200,20 @@ def _via_deployment(
 
     The idempotency key is the (sweep, task, sample): a resumed sweep waits for a run an earlier
     attempt started and a worker still executes, instead of starting a second one. A run that
-    ended without writing its row (a crashed worker) is started again under a fresh key.
+    ended without writing its row (a crashed worker, or one lost with its host and marked Crashed
+    while the sweep waited, flows/pool_runs.py) is started again under a fresh key.
     """
     # Unset fields stay out: run-task's form schema has no null for them (flows/parameters.py), and
     # each one's default is None anyway.
     parameters = request.model_dump(mode="json", exclude_none=True)
     key = f"{request.sweep_id}/{item.task_id}/{item.sample}"
-    child = _trigger(params.deployment, parameters, key, _run_label(item))
+    child = run_on_pool(params.deployment, parameters, key, _run_label(item))
     run_id = str((child.parameters or {}).get("run_id") or request.run_id)
     state = child.state
     if state is not None and state.is_final() and not state.is_completed() and run_row(store, run_id) is None:
         run_id = new_id()
         parameters["run_id"] = run_id
-        child = _trigger(params.deployment, parameters, f"{key}/{run_id}", _run_label(item))
+        child = run_on_pool(params.deployment, parameters, f"{key}/{run_id}", _run_label(item))
         state = child.state
     if state is not None and state.is_completed():
         return run_id, None
@@ -262,11 +262,31 @@ def run_item(
     if budget is not None and run_id in budget.refused and run["status"] != "stopped":
         run = {**run, "status": "stopped"}  # the run died of the refusal before it could say so
     row = ledger_row(run, item.sample, candidates)
-    if budget is not None and params.executor == "deployment":
-        # Another process made the calls: the sweep's budget learns their spend from the run's row.
-        budget.charge(run_id, "run", row.prompt_tokens + row.completion_tokens, row.cost_usd)
+    if params.executor == "deployment":
+        _charge(sweep_id, row)
     store.write("sweep_tasks", [row])
     return row
+
+
+def _charge(sweep_id: str, row: SweepTaskRow) -> None:
+    """Another process made the run's calls: the sweep's budget learns their spend from its row."""
+    budget = _budgets.get(sweep_id)
+    if budget is not None:
+        budget.charge(row.run_id, "run", row.prompt_tokens + row.completion_tokens, row.cost_usd)
+
+
+def run_unit(
+    unit: list[WorkItem], params: SweepParams, sweep_id: str, traces: str, sandbox: str, run_id: str | None
+) -> list[SweepTaskRow]:
+    """One entry of the sweep's queue: a (task, sample) under ``run_id``, or (``run_id`` None) a shard
+    of them on a run of run-shard (flows/sweep_shards.py)."""
+    if run_id is not None:
+        return [run_item(unit[0], params, sweep_id, traces, sandbox, run_id)]
+    shard_parameters = {"params": params.model_dump(mode="json"), "sweep_id": sweep_id, "traces": traces, "sandbox": sandbox}
+    rows = run_shard(unit, shard_parameters, TraceStore(traces), sweep_id)
+    for row in rows:
+        _charge(sweep_id, row)
+    return rows
 
 
 def _skipped_row(item: WorkItem, sweep_id: str, reason: str) -> SweepTaskRow:
@@ -407,8 +427,12 @@ def sweep_flow(params: SweepParams) -> SweepReport:
     progress = ProgressArtifact(name, len(items), len(items) - len(todo))
     done_count = len(items) - len(todo)
     ticked = (done_count, time.monotonic())
-    queue = list(reversed(todo))
-    in_flight: dict[Future[SweepTaskRow], str] = {}
+    # deployment: shards of tasks per flow run, unless one each (a budget checks before each start)
+    size = 1
+    if params.executor == "deployment":
+        size = shard_size(params.shard_size or (1 if budget.limited else None), len(todo), params.concurrency)
+    queue = list(reversed(split(todo, size)))
+    in_flight: dict[Future[list[SweepTaskRow]], str] = {}
     pool = ThreadPoolExecutor(max_workers=params.concurrency, thread_name_prefix=f"sweep-{sweep_id}")
     stop_reason: str | None = None
 
@@ -423,11 +447,11 @@ def sweep_flow(params: SweepParams) -> SweepReport:
                 if not in_flight:  # nothing will free room: the rest is skipped
                     stop_reason = refusal
                 return False
-        run_id = new_id()
+        run_id = new_id() if size == 1 else None  # a shard's runs get their ids from run_shard
         # Each run sees the sweep's flow run context (its logger, its artifacts' flow run).
         context = contextvars.copy_context()
-        item = queue.pop()
-        in_flight[pool.submit(context.run, run_item, item, params, sweep_id, traces, sandbox, run_id)] = run_id
+        unit = queue.pop()
+        in_flight[pool.submit(context.run, run_unit, unit, params, sweep_id, traces, sandbox, run_id)] = run_id or ""
         return True
 
     def tick(batch: WriteBatch | None, force: bool = False) -> None:
@@ -453,10 +477,9 @@ def sweep_flow(params: SweepParams) -> SweepReport:
                 finished, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
                 for future in finished:
                     del in_flight[future]
-                    row = future.result()  # raises only when recording failed (e.g. the trace folder is not writable)
-                    if row.status in DONE:
-                        spent.append(_run_usage(row))
-                done_count += len(finished)
+                    rows = future.result()  # raises only when recording failed (e.g. the trace folder is not writable)
+                    spent += [_run_usage(row) for row in rows if row.status in DONE]
+                    done_count += len(rows)
                 tick(batch)
                 while len(in_flight) < params.concurrency and submit_next():
                     pass  # with nothing in flight, a refusal names the stop and the rest is skipped
@@ -466,10 +489,11 @@ def sweep_flow(params: SweepParams) -> SweepReport:
         tick(batch, force=True)
     if queue:
         reason = stop_reason or "budget"
-        store.write("sweep_tasks", [_skipped_row(item, sweep_id, reason) for item in reversed(queue)])
+        left = [item for unit in reversed(queue) for item in unit]
+        store.write("sweep_tasks", [_skipped_row(item, sweep_id, reason) for item in left])
         logger.warning(
             "sweep %s: %d run(s) not started (%s); resume with a larger budget to run them",
-            sweep_id, len(queue), reason,
+            sweep_id, len(left), reason,
         )
 
     report = build_report(store, sweep_id, name, round(time.perf_counter() - started, 3))

@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     sandbox_image: str = "orchestrator-sandbox:latest"
     sandbox_python: str | None = None  # interpreter of the local backend; unset: the system python3
     worker_concurrency: int = Field(default=4, ge=1, le=64)
+    # a sweep's run on the work pool with neither a heartbeat nor a state change for this long is lost
+    # (its worker's host died): the sweep marks it Crashed and runs its tasks again (flows/pool_runs.py)
+    crash_after_seconds: float = Field(default=90.0, gt=0)
     samples: int = Field(default=1, ge=1, le=16)  # answers per solver; above 1, majority vote
 
     # model calls

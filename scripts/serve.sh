@@ -3,7 +3,8 @@
 # pool, the deployments of prefect.yaml and a worker. Idempotent: what already runs is left as it is.
 #
 #   scripts/serve.sh [start]        server + pool + deployments + one worker; prints the UI address
-#   scripts/serve.sh server         server + pool + deployments + crash detection, no worker (the server host)
+#   scripts/serve.sh server [--db postgres]  server + pool + deployments, no worker (the server host);
+#                                   --db postgres: on PostgreSQL, its role and database created if missing
 #   scripts/serve.sh deploy         pool + deployments only, on the server at PREFECT_API_URL
 #   scripts/serve.sh worker [NAME]  one more worker on the pool (on another machine: set PREFECT_API_URL)
 #   scripts/serve.sh stop           stops the workers, then the server, that this state folder started
@@ -13,10 +14,14 @@
 # ORCH_WORKER_LIMIT (flow runs at once per worker; default no limit), ORCH_SERVE_DIR (pid files and
 # logs; default .orchestrator/serve), ORCH_PYTHON (default .venv/bin/python). PREFECT_* settings pass
 # through: PREFECT_HOME, PREFECT_API_DATABASE_CONNECTION_URL (PostgreSQL), PREFECT_WORKER_QUERY_SECONDS.
-# Crash detection: flow runs send a heartbeat every PREFECT_FLOWS_HEARTBEAT_FREQUENCY seconds (30 here,
-# Prefect's minimum; workers pass it to their runs); the automation `deploy` creates marks a flow run
-# Crashed when ORCH_CRASH_AFTER_SECONDS (90) pass without a heartbeat or a final state. Every process
-# that runs flows against the server (an `orchestrator sweep` too) must beat more often than that.
+# --db postgres: PGHOST (default /var/run/postgresql, the socket of Debian's cluster) and PGPORT (5432)
+# say where PostgreSQL is; the role and database ORCH_PG_DATABASE (prefect) are created as the postgres
+# superuser (runuser/sudo -u postgres) unless they exist; the password is ORCH_PG_PASSWORD or one made
+# up once and kept in $ORCH_SERVE_DIR/pg-password (mode 600); the server connects over TCP to
+# ORCH_PG_ADDRESS (127.0.0.1). A PREFECT_API_DATABASE_CONNECTION_URL already set wins over all of this.
+# Lost hosts: flow runs send a heartbeat every PREFECT_FLOWS_HEARTBEAT_FREQUENCY seconds (30 here,
+# Prefect's minimum; workers pass it to their runs); a sweep marks a run of its own Crashed after
+# ORCH_CRASH_AFTER_SECONDS (90) without a heartbeat or a state change (flows/pool_runs.py).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -107,44 +112,41 @@ deploy() {
   (cd "$ROOT" && env -u ORCH_PROJECT_DIR ORCH_WORK_POOL="$POOL" "$PY" -m prefect --no-prompt deploy --all \
     >"$STATE/deploy.log" 2>&1) || { cat "$STATE/deploy.log" >&2; echo "serve: deploying failed" >&2; exit 1; }
   echo "serve: deployed prefect.yaml to pool $POOL"
-  crash_detection
 }
 
-# The automation that marks a flow run Crashed when its heartbeats stop (its worker's machine died):
-# after a heartbeat, expect another one or a final state within CRASH_AFTER seconds.
-crash_detection() {
-  local name="crash-silent-flow-runs"
-  "$PY" - "$PREFECT_API_URL" "$name" "$CRASH_AFTER" <<'PY'
-import json, sys, urllib.request
-api, name, within = sys.argv[1], sys.argv[2], int(sys.argv[3])
-
-def call(method, path, body):
-    req = urllib.request.Request(api + path, data=json.dumps(body).encode(), method=method,
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=15) as resp:
-        return json.loads(resp.read() or "null")
-
-automation = {
-    "name": name,
-    "description": "Flow runs whose heartbeats stopped (their worker died) are marked Crashed.",
-    "trigger": {
-        "type": "event", "posture": "Proactive", "threshold": 1, "within": within,
-        "after": ["prefect.flow-run.heartbeat"],
-        "expect": ["prefect.flow-run.heartbeat", "prefect.flow-run.Completed", "prefect.flow-run.Failed",
-                   "prefect.flow-run.Cancelled", "prefect.flow-run.Crashed"],
-        "match": {"prefect.resource.id": ["prefect.flow-run.*"]},
-        "for_each": ["prefect.resource.id"],
-    },
-    "actions": [{"type": "change-flow-run-state", "state": "CRASHED",
-                 "message": f"no heartbeat for {within}s: its worker is gone"}],
-}
-existing = [a for a in call("POST", "/automations/filter", {}) if a["name"] == name]
-if existing:
-    call("PUT", f"/automations/{existing[0]['id']}", automation)
-else:
-    call("POST", "/automations/", automation)
-PY
-  echo "serve: crash detection: a flow run silent for ${CRASH_AFTER}s is marked Crashed"
+# PostgreSQL as the server's database: the role and database made unless they exist, then the URL.
+postgres_db() {
+  if [ -n "${PREFECT_API_DATABASE_CONNECTION_URL:-}" ]; then
+    echo "serve: database: PREFECT_API_DATABASE_CONNECTION_URL as set"
+    return
+  fi
+  local db="${ORCH_PG_DATABASE:-prefect}" pwfile="$STATE/pg-password" su=() pw
+  export PGHOST="${PGHOST:-/var/run/postgresql}" PGPORT="${PGPORT:-5432}"
+  if [ "$(id -un)" != postgres ]; then
+    if [ "$(id -u)" = 0 ]; then su=(runuser -u postgres --); else su=(sudo -u postgres --preserve-env=PGHOST,PGPORT); fi
+  fi
+  command -v psql >/dev/null || { echo "serve: psql not found: install Debian's postgresql (scripts/install.sh does)" >&2; exit 2; }
+  psql_admin() { "${su[@]}" psql -X -q -v ON_ERROR_STOP=1 -d postgres "$@"; }
+  psql_admin -tAc 'SELECT 1' >/dev/null 2>&1 ||
+    { echo "serve: PostgreSQL does not answer at PGHOST=$PGHOST PGPORT=$PGPORT as user postgres; start it (systemctl start postgresql) or set PGHOST/PGPORT" >&2; exit 2; }
+  if [ -n "${ORCH_PG_PASSWORD:-}" ]; then pw="$ORCH_PG_PASSWORD"
+  elif [ -s "$pwfile" ]; then pw="$(cat "$pwfile")"
+  elif [ "$(psql_admin -tAc "SELECT 1 FROM pg_roles WHERE rolname = '$db'")" = 1 ]; then
+    echo "serve: the PostgreSQL role $db exists but its password is unknown here: set ORCH_PG_PASSWORD" >&2; exit 2
+  else
+    pw="$("$PY" -c 'import secrets; print(secrets.token_hex(16))')"
+    (umask 077 && echo "$pw" >"$pwfile")
+  fi
+  if [ "$(psql_admin -tAc "SELECT 1 FROM pg_roles WHERE rolname = '$db'")" != 1 ]; then
+    psql_admin <<<"CREATE ROLE \"$db\" LOGIN PASSWORD '$pw';"
+    echo "serve: created the PostgreSQL role $db"
+  fi
+  if [ "$(psql_admin -tAc "SELECT 1 FROM pg_database WHERE datname = '$db'")" != 1 ]; then
+    psql_admin -c "CREATE DATABASE \"$db\" OWNER \"$db\""
+    echo "serve: created the PostgreSQL database $db"
+  fi
+  export PREFECT_API_DATABASE_CONNECTION_URL="postgresql+asyncpg://$db:$pw@${ORCH_PG_ADDRESS:-127.0.0.1}:$PGPORT/$db"
+  echo "serve: database: PostgreSQL $db at ${ORCH_PG_ADDRESS:-127.0.0.1}:$PGPORT"
 }
 
 start_worker() {
@@ -190,6 +192,12 @@ case "${1:-start}" in
     echo "serve: ready. UI: ${PREFECT_API_URL%/api}  (for the CLI: export PREFECT_API_URL=$PREFECT_API_URL)"
     ;;
   server)
+    case "${2:-}" in
+      "") ;;
+      --db=postgres) postgres_db ;;
+      --db) [ "${3:-}" = postgres ] || { echo "serve: --db takes postgres (the default is SQLite in PREFECT_HOME)" >&2; exit 2; }; postgres_db ;;
+      *) echo "serve: server takes [--db postgres], not ${2}" >&2; exit 2 ;;
+    esac
     start_server
     deploy
     echo "serve: server ready. Workers join with: PREFECT_API_URL=$PREFECT_API_URL scripts/serve.sh worker NAME"
@@ -197,5 +205,5 @@ case "${1:-start}" in
   deploy) wait_for "the Prefect API answering at $PREFECT_API_URL" 'get("/health") is True' 30; deploy ;;
   worker) wait_for "the Prefect API answering at $PREFECT_API_URL" 'get("/health") is True' 30; start_worker "${2:-}" ;;
   stop) stop ;;
-  *) echo "usage: scripts/serve.sh [start|server|deploy|worker [NAME]|stop]" >&2; exit 2 ;;
+  *) echo "usage: scripts/serve.sh [start|server [--db postgres]|deploy|worker [NAME]|stop]" >&2; exit 2 ;;
 esac

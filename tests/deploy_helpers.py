@@ -32,8 +32,8 @@ def serve_env(state: Path, **extra: str) -> dict[str, str]:
         "ORCH_SERVE_DIR": str(state),
         "ORCH_PYTHON": sys.executable,
         "PREFECT_WORKER_QUERY_SECONDS": "1",
-        # Flow runs started with this environment (a CLI sweep too) beat often enough for the crash
-        # detection `serve.sh` installs (docs/deployment.md, "When a worker host dies").
+        # Flow runs started with this environment beat often enough for a sweep's watch over its runs
+        # (flows/pool_runs.py; docs/deployment.md, "When a worker host dies").
         "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "30",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         # The worker's "submitting flow run" line and the flows' own lines are INFO.

@@ -42,10 +42,14 @@ class Cluster:
         """The environment of a client on the server host (the CLI starting a sweep)."""
         return {
             **os.environ, "PREFECT_API_URL": self.api.url, "PREFECT_CLIENT_MAX_RETRIES": "10",
-            # its own flow run (the sweep) beats like the workers' runs, or crash detection would end it
-            "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": self.worker_envs[next(iter(self.worker_envs))]["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"],
+            # the sweep marks its runs Crashed when they are silent this long (flows/pool_runs.py)
+            "ORCH_CRASH_AFTER_SECONDS": self.worker_envs[next(iter(self.worker_envs))]["ORCH_CRASH_AFTER_SECONDS"],
             **S3_ENV,
         }
+
+    def start_server(self) -> None:
+        """The server host's command of docs/deployment.md (again after a stop: a restart)."""
+        serve("server", "--db", "postgres", env=self.server_env)
 
     def start_worker(self, name: str) -> None:
         proc = subprocess.run(
@@ -85,28 +89,30 @@ def start_cluster(
         server_env = serve_env(
             base / "server",
             PREFECT_HOME=str(base / "server" / "prefect-home"),
-            PREFECT_API_DATABASE_CONNECTION_URL=pg.url,
+            PGHOST=pg.socket_dir, PGPORT=str(pg.port),
             ORCH_PREFECT_HOST=net.address, ORCH_PREFECT_PORT=str(port),
-            ORCH_WORK_POOL=pool, ORCH_CRASH_AFTER_SECONDS=str(crash_after_s),
+            ORCH_WORK_POOL=pool,
         )
         server_env.pop("PREFECT_API_URL", None)  # the script starts and uses its own server
-        serve("server", env=server_env)
+        server_env.pop("PREFECT_API_DATABASE_CONNECTION_URL", None)
         api = PrefectApi(f"http://{net.address}:{port}/api")
+        cluster = Cluster(net, api, server_env, {}, worker_envs, s3)
+        cluster.start_server()
         api.pause_schedules(api.deployment("sweep/nightly"))
 
-        hosts = {}
         for name in workers:
-            hosts[name] = net.add_host()
+            cluster.hosts[name] = net.add_host()
             worker_envs[name] = serve_env(
                 base / name,
                 PREFECT_HOME=str(base / name / "prefect-home"),
                 PREFECT_API_URL=api.url, ORCH_WORK_POOL=pool,
                 PREFECT_FLOWS_HEARTBEAT_FREQUENCY=str(heartbeat_s),
+                # a sweep run by the nightly deployment on this host watches its runs with it
+                ORCH_CRASH_AFTER_SECONDS=str(crash_after_s),
                 ORCH_WORKER_LIMIT=str(limit),
                 **S3_ENV,
             )
-        cluster = Cluster(net, api, server_env, hosts, worker_envs, s3)
-        for name in hosts:
+        for name in cluster.hosts:
             cluster.start_worker(name)
         yield cluster
     finally:

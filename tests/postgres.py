@@ -1,8 +1,9 @@
 """A throw-away PostgreSQL cluster (Debian's binaries) under a temporary folder, for the Prefect server.
 
 initdb and the server refuse to run as root, so as root they run as the ``postgres`` user (which owns
-the cluster's folder). The cluster listens on loopback and a socket in its folder; ``stop()`` ends it
-and removes the folder.
+the cluster's folder). The cluster listens on loopback and a socket in its folder, with trust authentication
+(``scripts/serve.sh server --db postgres`` creates the role and database in it as on a real host);
+``stop()`` ends it and removes the folder.
 """
 
 from __future__ import annotations
@@ -39,8 +40,9 @@ class Postgres:
             self.as_user = ["runuser", "-u", "postgres", "--"]
 
     @property
-    def url(self) -> str:
-        return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/prefect"
+    def socket_dir(self) -> str:
+        """Where the cluster's socket is: PGHOST for ``scripts/serve.sh server --db postgres``."""
+        return str(self.dir)
 
     def _run(self, *argv: str) -> None:
         proc = subprocess.run([*self.as_user, *argv], capture_output=True, text=True, check=False, timeout=120)
@@ -51,7 +53,6 @@ class Postgres:
         self._run(pg_tool("initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
         options = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.dir} -c fsync=off -c max_connections=200"
         self._run(pg_tool("pg_ctl"), "-D", str(self.data), "-l", str(self.dir / "server.log"), "-o", options, "-w", "start")
-        self._run(pg_tool("createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "prefect")
         return self
 
     def stop(self) -> None:

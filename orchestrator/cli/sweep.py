@@ -139,6 +139,11 @@ def sweep(
     deployment: Annotated[
         str, typer.Option(help="The run-task deployment, for --executor deployment.")
     ] = "run-task/run-task",
+    shard_size: Annotated[
+        int | None,
+        typer.Option(metavar="N", help="--executor deployment: tasks per flow run (1: each a run of --deployment; "
+                     "default: about four shards per run in flight)."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
     cache: CacheOption = None,
     max_cost: MaxCostOption = None,
@@ -171,6 +176,7 @@ def sweep(
                 "traces_dir": str(store.root),
                 "executor": executor,
                 "deployment": deployment,
+                "shard_size": shard_size,
                 "cache": cache,
                 "max_cost": max_cost,
                 "max_tokens": max_tokens,
