@@ -19,8 +19,9 @@ from orchestrator.importers import write_tasks
 from orchestrator.importers.humaneval import HumanEval, canonical_replay_lines
 from orchestrator.traces import TABLES, TraceStore
 
-# Enough tasks that a sweep outlasts the kills: since sweeps run in-process, 8 finished in under 6 s.
-TASKS = 30
+# Enough tasks that a sweep outlasts the kills: with batched trace writes a start gets through ~8 of
+# them before a kill lands (30 were done after 4 kills).
+TASKS = 100
 KILLS = 10
 #: Small files merged every few writes, replaced files deleted soon after: compactions happen all the time.
 STORE_ENV = {"ORCH_TRACES_COMPACT_FILES": "3", "ORCH_TRACES_DELETE_GRACE_S": "1", "ORCH_TRACES_FSYNC": "0"}
@@ -97,7 +98,10 @@ def test_kill_9_ten_times_at_random_points_then_resume_loses_and_doubles_nothing
     root, replay = _humaneval(tmp_path, TASKS)
     sweep_id = "killed-ten-times"
     args = _sweep_args(root, replay, sweep_id)
-    env = {**os.environ, "PREFECT_API_URL": prefect_api, "ORCH_TRACES_DIR": str(traces_dir), **STORE_ENV}
+    # A flush every 2 runs: batches of more than one run, and enough flushes for kills to land between
+    # them (with the default tick a replayed sweep of 30 records everything in its first flush).
+    env = {**os.environ, "PREFECT_API_URL": prefect_api, "ORCH_TRACES_DIR": str(traces_dir), **STORE_ENV,
+           "ORCH_SWEEP_TICK_RUNS": "2"}  # fmt: skip
     store = TraceStore(traces_dir, compact_after=0)
     kept: dict[str, int] = {}  # run_id -> attempts rows, of every run the ledger held after some kill
     points = []

@@ -150,6 +150,14 @@ def test_ui_shows_deployments_the_completed_run_and_its_artifacts(
     assert "max_rounds" not in form  # human labels, not the field names
     browser.save_screenshot(str(shots / "run-form.png"))
 
+    # the deployment's Parameters tab lists each parameter by name, not one JSON line called params
+    browser.get(f"{completed_sweep.ui}/deployments/deployment/{completed_sweep.nightly_id}")
+    _page_shows(browser, "nightly", "Parameters")
+    browser.find_element(By.XPATH, "//*[@role='tablist']//*[normalize-space()='Parameters']").click()
+    tab = _page_shows(browser, "tasks", "concurrency", "executor", "run-task/run-task")
+    assert "params" not in tab.split(), tab
+    _shot(browser, "nightly-parameters.png")
+
     browser.get(f"{completed_sweep.ui}/runs/flow-run/{completed_sweep.flow_run_id}")
     _page_shows(browser, completed_sweep.flow_run_name, "Completed", "nightly", "Artifacts")
     browser.save_screenshot(str(shots / "flow-run.png"))
