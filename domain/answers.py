@@ -185,3 +185,14 @@ def majority_vote(answers: Sequence[str | None], spec: TaskSpec) -> Vote:
     best = max(counts.values())
     key, answer = next((k, a) for k, a in keyed if counts[k] == best)
     return Vote(key=key, answer=answer, count=best, total=len(answers))
+
+
+def vote_settled(answers: Sequence[str | None], spec: TaskSpec, remaining: int) -> bool:
+    """Whether ``remaining`` more answers can no longer change ``majority_vote``'s winner: the leader
+    is ahead of the runner-up by more than ``remaining`` (adaptive self-consistency: stop sampling
+    once the vote is decided, so the answer is the one the full vote would give, at fewer calls)."""
+    counts = sorted(Counter(k for k in (answer_key(a, spec) for a in answers if a is not None) if k is not None).values())
+    if not counts:
+        return False
+    runner_up = counts[-2] if len(counts) > 1 else 0
+    return counts[-1] - runner_up > remaining

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from domain.answers import (
     answer_type_of,
@@ -11,6 +13,7 @@ from domain.answers import (
     parse_answer,
     parse_number,
     score_answer,
+    vote_settled,
 )
 from orchestrator.taskspec import TaskSpec
 
@@ -118,3 +121,21 @@ def test_majority_vote_ties_go_to_the_first_seen_and_empty_votes_have_no_winner(
     assert majority_vote(["B", "A", "a", "(b)"], s).key == "B"
     empty = majority_vote([None, "nonsense words"], spec(answer="1", answer_type="number"))
     assert (empty.key, empty.count, empty.total) == (None, 0, 2)
+
+
+@given(
+    st.lists(st.sampled_from(["1", "2", "3", None]), min_size=1, max_size=9),
+    st.lists(st.sampled_from(["1", "2", "3", None]), max_size=9),
+)
+def test_a_settled_vote_keeps_its_winner_whatever_the_remaining_answers_say(drawn, rest):
+    s = spec(answer="1", answer_type="number")
+    if vote_settled(drawn, s, len(rest)):
+        assert majority_vote(drawn + rest, s).key == majority_vote(drawn, s).key
+
+
+def test_a_vote_settles_only_when_the_runner_up_cannot_catch_up():
+    s = spec(answer="1", answer_type="number")
+    assert vote_settled(["4", "4", "4"], s, remaining=2)
+    assert not vote_settled(["4", "4", "5"], s, remaining=2)
+    assert vote_settled(["4", "4", "5"], s, remaining=0)
+    assert not vote_settled([None, None], s, remaining=0)

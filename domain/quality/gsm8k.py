@@ -1,7 +1,8 @@
 """GSM8K strategies: one answer, self-consistency, critic rounds, and the program-aided variants.
 
 - ``one``: one greedy answer in prose (``domain/question_prompts.py``'s prompt, ``ANSWER: <number>``);
-- ``sc`` / ``sc<N>``: N answers at the temperature, majority vote (``domain.answers.majority_vote``);
+- ``sc`` / ``sc<N>``: up to N answers at the temperature, majority vote (``domain.answers.majority_vote``),
+  sampling stopped once the remaining answers could not change the winner (``vote_settled``);
 - ``critic`` / ``critic<R>``: the greedy answer, then up to R rounds in which the same model reviews
   it (``domain/critique.py``'s prompts, as the flows' debate step sends them, ``VERDICT: APPROVE|REVISE``) and, unless it approves,
   revises it; the last answer counts;
@@ -14,7 +15,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from domain.answers import majority_vote, parse_answer, score_answer
+from domain.answers import majority_vote, parse_answer, score_answer, vote_settled
 from domain.code_extract import extract_code
 from domain.critique import critique_messages, parse_approval, revise_messages
 from domain.quality.harness import Bench, Config, Spend
@@ -103,9 +104,11 @@ class GSM8KRun:
         elif kind in ("one", "pal"):
             answers = [self.answer(spend, task, program, 0.0, 0)]
         else:
-            answers = [
-                self.answer(spend, task, program, self.config.temperature, seed) for seed in range(1, budget + 1)
-            ]
+            answers = []
+            for seed in range(1, budget + 1):
+                answers.append(self.answer(spend, task, program, self.config.temperature, seed))
+                if vote_settled(answers, task.spec, budget - seed):
+                    break
         vote = majority_vote(answers, task.spec)
         return {
             "task_id": task.id,
