@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 from domain.quality.harness import STRONG, WEAK, Bench, Cache, Config
 from domain.quality.report import Report, build_report
 from domain.quality.run import Benchmark, Pass, run_pass, task_texts
+from flows.parameters import model_parameters
 from orchestrator.settings import get_settings
 from tasks.bookkeeping import bookkeeping
 
@@ -30,19 +31,19 @@ class QualityParams(BaseModel):
     """What the nightly quality run measures (the form the Prefect UI shows)."""
 
     humaneval: list[str] = Field(
-        default=["one", "filter3", "filter5", "fix2", "fix4", "cascade", "weak-one"],
+        title="HumanEval strategies", default=["one", "filter3", "filter5", "fix2", "fix4", "cascade", "weak-one"],
         description="HumanEval strategies, the one call first (empty: skip HumanEval).",
     )
     gsm8k: list[str] = Field(
-        default=["one", "sc5", "critic2"], description="GSM8K strategies, the one call first (empty: skip GSM8K)."
+        title="GSM8K strategies", default=["one", "sc5", "critic2"], description="GSM8K strategies, the one call first (empty: skip GSM8K)."
     )
-    humaneval_limit: int = Field(default=164, ge=1, le=164, description="HumanEval's first N problems.")
-    gsm8k_limit: int = Field(default=200, ge=1, le=200, description="GSM8K's first N problems.")
-    every: int = Field(default=1, ge=1, description="Every k-th problem of those (a subset).")
-    work: str = Field(default="bench-out/quality", description="Task folders, the call cache and the rows.")
-    max_tokens: int = Field(default=512, ge=16, le=4096, description="Per model call.")
-    strong: str = Field(default=STRONG, description="The strong local model.")
-    weak: str = Field(default=WEAK, description="The weak local model (cascade, router).")
+    humaneval_limit: int = Field(title="HumanEval problems", default=164, ge=1, le=164, description="HumanEval's first N problems.")
+    gsm8k_limit: int = Field(title="GSM8K problems", default=200, ge=1, le=200, description="GSM8K's first N problems.")
+    every: int = Field(title="Every k-th problem", default=1, ge=1, description="Every k-th problem of those (a subset).")
+    work: str = Field(title="Work folder", default="bench-out/quality", description="Task folders, the call cache and the rows.")
+    max_tokens: int = Field(title="Tokens per call at most", default=512, ge=16, le=4096, description="Per model call.")
+    strong: str = Field(title="Strong model", default=STRONG, description="The strong local model.")
+    weak: str = Field(title="Weak model", default=WEAK, description="The weak local model (cascade, router).")
 
 
 def _plans(params: QualityParams) -> list[Pass]:
@@ -88,8 +89,10 @@ def publish(done: Report) -> None:
 
 
 @flow(name="quality-bench")
-def quality_bench_flow(params: QualityParams | None = None) -> Report:
-    params = params or QualityParams()
+@model_parameters(QualityParams)
+def quality_bench_flow(params: QualityParams) -> Report:
+    """Its parameters are QualityParams' fields (each its own entry in the form and the Parameters
+    tab): ``quality_bench_flow(**dict(params))``."""
     plans = _plans(params)
     for plan in plans:  # bad strategy names fail the run before any model call
         plan.check(Config(strong=params.strong, weak=params.weak))

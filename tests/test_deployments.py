@@ -107,7 +107,7 @@ def test_nightly_quality_benchmark_is_deployed_with_its_schedule(stack: Stack) -
     [schedule] = quality["schedules"]
     assert schedule["schedule"]["cron"] == "0 3 * * *" and schedule["schedule"]["timezone"] == "UTC"
     assert quality["entrypoint"] == "flows/quality_bench.py:quality_bench_flow"
-    assert quality["parameters"]["params"]["work"] == "bench-out/quality"
+    assert quality["parameters"] == {"work": "bench-out/quality"}  # one entry per field, not one JSON line
 
 
 def test_bad_parameters_are_refused_before_any_run(stack: Stack) -> None:

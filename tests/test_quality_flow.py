@@ -24,7 +24,7 @@ def test_the_quality_flow_runs_the_strategies_and_publishes_the_table_and_chart(
         strong=SMALL,
         weak=SMALL,
     )
-    done = quality_bench_flow(params)
+    done = quality_bench_flow(**dict(params))
 
     table = {(s["benchmark"], s["strategy"]): s for s in done.summary}
     assert list(table) == [
