@@ -11,7 +11,7 @@ import pytest
 from domain.critique import critique_messages
 from domain.prompts import solve_messages
 from domain.quality import harness, humaneval
-from domain.quality.gsm8k import GSM8KRun, parse_strategy
+from domain.quality.gsm8k import PAL_REPAIR, PAL_SYSTEM, GSM8KRun, parse_strategy
 from domain.quality.harness import Bench, Cache, Config
 from domain.quality.router_eval import cascade_line, router_report
 from domain.quality.run import benchmark_tasks
@@ -139,6 +139,7 @@ def test_strategy_names_and_labels():
     assert humaneval.label("filter", config) == "filter(n=5,T=0.8)"  # the bare name takes --samples
     assert humaneval.label("fix4", config) == "fix(rounds=4,T=0.5)"
     assert parse_strategy("sc5", config) == ("sc", 5) and parse_strategy("critic", config) == ("critic", 3)
+    assert parse_strategy("pal-fix", config) == ("pal-fix", 3) and parse_strategy("pal-sc4", config) == ("pal-sc", 4)
     for bad in ("filtre3", "one2", "fix0"):
         with pytest.raises(UserInputError):
             humaneval.parse_strategy(bad, config)
@@ -181,6 +182,28 @@ def test_self_consistency_is_the_majority_of_the_samples(tmp_path, gsm_task):
         put_reply(cache, harness.STRONG, history, f"ANSWER: {answer}", temperature=0.8, seed=seed)
     row = GSM8KRun(offline_bench(cache), Config()).run("sc3", gsm_task)
     assert (row["passed"], row["votes"], row["candidates"]) == (True, 2, 3)
+
+
+def test_pal_fix_shows_a_crashing_program_its_traceback_and_takes_the_repaired_answer(tmp_path, gsm_task):
+    cache = Cache(tmp_path / "cache.jsonl")
+    stop = humaneval.CODE_STOP
+    crashing = "```python\neggs = 16 - 3 - 4\nprint(Eggs * 2)\n```"
+    repaired = "```python\neggs = 16 - 3 - 4\nprint(eggs * 2)\n```"
+    asked = [Message(role="system", content=PAL_SYSTEM), Message(role="user", content=gsm_task.prompt.strip())]
+    put_reply(cache, harness.STRONG, asked, crashing, stop=stop)
+    bench = offline_bench(cache)
+    crash = bench.run_program(harness.Spend(), "eggs = 16 - 3 - 4\nprint(Eggs * 2)\n")  # in the real sandbox
+    assert crash.exit_code != 0 and "NameError: name 'Eggs' is not defined" in crash.error()
+    repair = [
+        *asked,
+        Message(role="assistant", content=crashing),
+        Message(role="user", content=PAL_REPAIR.format(error=crash.error())),
+    ]
+    put_reply(cache, harness.STRONG, repair, repaired, stop=stop, temperature=0.5, seed=1)
+    run = GSM8KRun(bench, Config())
+    assert run.run("pal", gsm_task)["passed"] is False  # the crash gives no answer
+    row = run.run("pal-fix2", gsm_task)  # stops repairing once a number is printed
+    assert (row["passed"], row["answer"], row["repairs"], row["calls"]) == (True, "18", 1, 2)
 
 
 def test_the_cache_reads_other_files_and_folders_and_writes_only_its_own(tmp_path):

@@ -176,8 +176,8 @@ class Bench:
         spend.test_s += row["duration_s"]
         return row
 
-    def program_output(self, spend: Spend, code: str) -> str:
-        """The stdout of a program run in a fresh sandbox session (cached like a verdict)."""
+    def run_program(self, spend: Spend, code: str) -> ProgramRun:
+        """A program run in a fresh sandbox session (cached like a verdict)."""
         key = Cache.key(kind="program", code=code)
         row = self.cache.get(key)
         if row is None:
@@ -189,12 +189,28 @@ class Bench:
                 {
                     "kind": "program",
                     "stdout": result.stdout[-2000:],
+                    "stderr": result.stderr[-2000:],
                     "exit_code": result.exit_code,
                     "duration_s": round(result.duration_s, 3),
                 },
             )
         spend.test_s += row["duration_s"]
-        return str(row["stdout"]) if row["exit_code"] == 0 else ""
+        return ProgramRun(stdout=str(row["stdout"]), stderr=str(row.get("stderr", "")), exit_code=int(row["exit_code"]))
+
+
+@dataclass(frozen=True)
+class ProgramRun:
+    stdout: str
+    stderr: str
+    exit_code: int
+
+    def error(self) -> str:
+        """What went wrong, for a repair prompt: the traceback's last lines (the exception), else a
+        note that the program printed nothing."""
+        lines = [line for line in self.stderr.splitlines() if line.strip()]
+        if lines:
+            return "\n".join(lines[-FEEDBACK_LINES:])
+        return f"the program exited with code {self.exit_code} and printed no number"
 
 
 def assertion_lines(lines: list[str]) -> list[str]:
