@@ -13,7 +13,7 @@ from domain.prompts import solve_messages
 from domain.quality import harness, humaneval
 from domain.quality.gsm8k import PAL_REPAIR, PAL_SYSTEM, GSM8KRun, parse_strategy
 from domain.quality.harness import Bench, Cache, Config
-from domain.quality.router_eval import cascade_line, router_report
+from domain.quality.router_eval import cascade_line, router_report, router_reports
 from domain.quality.run import benchmark_tasks
 from domain.quality.summary import summaries
 from domain.question_prompts import question_messages, revise_instruction
@@ -275,3 +275,20 @@ def test_router_report_has_the_baselines_and_a_held_out_learned_router():
     assert lines["learned"].apgr is not None and lines["learned"].apgr > 0.7
     assert lines["learned"].cpt50 is not None and lines["learned"].cpt50 <= 0.3
     assert lines["cascade"].strong_share == 1.0  # the weak model passed no visible tests: always escalates
+
+
+def test_a_router_report_per_pair_one_call_to_filter_read_from_the_labels_of_the_run():
+    strategies: dict[str, dict[str, dict[str, object]]] = {"weak-one": {}, "one": {}, "filter(n=5,T=0.7)": {}}
+    for i in range(4):  # one passes t0 and t1 (its visible tests say so); filter also t2, which one's visible tests failed
+        task = f"HumanEval/{i}"
+        strategies["weak-one"][task] = {"passed": False, "model_s": 1.0, "visible_tests": True, "visible_passed": False}
+        strategies["one"][task] = {"passed": i < 2, "model_s": 5.0, "visible_tests": True, "visible_passed": i < 2}
+        strategies["filter(n=5,T=0.7)"][task] = {"passed": i < 3, "model_s": 9.0}
+    texts = {f"HumanEval/{i}": f"problem {i}" for i in range(4)}
+    models, sides = router_reports(strategies, texts, neighbours=3, margin=0.1, folds=2)
+    assert (models.weak_strategy, models.strong_strategy) == ("weak-one", "one")
+    assert (sides.weak_strategy, sides.strong_strategy, sides.problems) == ("one", "filter(n=5,T=0.7)", 4)
+    cascade = next(line for line in sides.lines if line.router.startswith("cascade"))
+    # escalates t2 and t3 (visible failed): half the problems to filter, the whole gap (t2) recovered
+    assert (cascade.strong_share, cascade.pass_rate) == (0.5, 0.75)
+    assert router_reports({"one": strategies["one"]}, texts, neighbours=3, margin=0.1) == []  # no pair complete

@@ -13,8 +13,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 from domain.quality.router_eval import RouterReport  # noqa: E402
 
 
-def quality_chart(summary: list[dict[str, Any]], router: RouterReport | None, out: Path) -> Path:
-    panels = 2 if router is not None else 1
+def quality_chart(summary: list[dict[str, Any]], routers: list[RouterReport], out: Path) -> Path:
+    panels = 1 + len(routers)
     fig, axes = plt.subplots(1, panels, figsize=(7 * panels, 5), dpi=90, squeeze=False)
     ax = axes[0][0]
     for benchmark, marker in zip(dict.fromkeys(s["benchmark"] for s in summary), "osD^v", strict=False):
@@ -29,16 +29,15 @@ def quality_chart(summary: list[dict[str, Any]], router: RouterReport | None, ou
     ax.set_title("Strategies: pass rate against tokens")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    if router is not None:
-        rax = axes[0][1]
+    for rax, router in zip(axes[0][1:], routers, strict=True):
         for line in router.lines:
             xs = [100 * share for share, _ in line.curve]
             ys = [100 * rate for _, rate in line.curve]
             style = "o" if len(line.curve) == 1 else "-o"
             rax.plot(xs, ys, style, markersize=3, label=line.router)
-        rax.set_xlabel("calls sent to the strong model (%)")
+        rax.set_xlabel("problems sent to the strong side (%)")
         rax.set_ylabel("pass@1, hidden tests (%)")
-        rax.set_title(f"Routers SmolLM2-135M → Qwen2.5-Coder-0.5B ({router.problems} problems)")
+        rax.set_title(f"Routers {router.weak_name} → {router.strong_name} ({router.problems} problems)", fontsize=10)
         rax.grid(alpha=0.3)
         rax.legend(fontsize=8)
     fig.tight_layout()

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from domain.quality.chart import quality_chart
-from domain.quality.router_eval import RouterReport, markdown, router_report
+from domain.quality.router_eval import RouterReport, markdown, router_reports
 from domain.quality.summary import by_strategy, markdown_table, summaries
 from orchestrator.errors import UserInputError
 
@@ -19,13 +19,12 @@ BEGIN, END = "<!-- quality-report:begin -->", "<!-- quality-report:end -->"
 @dataclass
 class Report:
     summary: list[dict[str, Any]]
-    router: RouterReport | None
+    routers: list[RouterReport]
     chart: Path
 
     def markdown(self, chart_link: str) -> str:
         parts = [markdown_table(self.summary)]
-        if self.router is not None:
-            parts.append(markdown(self.router))
+        parts += [markdown(router) for router in self.routers]
         parts.append(f"![pass rate against tokens; routers' cost-quality curves]({chart_link})")
         return "\n\n".join(parts)
 
@@ -42,10 +41,10 @@ def build_report(
     if not rows:
         raise UserInputError("no rows to report on: run `bench/quality.py humaneval|gsm8k` first, or check the paths")
     summary = summaries(rows)
-    router = router_report(
+    routers = router_reports(
         by_strategy(rows).get("humaneval", {}), texts, neighbours=neighbours, margin=margin, folds=folds
     )
-    return Report(summary=summary, router=router, chart=quality_chart(summary, router, chart))
+    return Report(summary=summary, routers=routers, chart=quality_chart(summary, routers, chart))
 
 
 def replace_block(path: Path, text: str) -> None:

@@ -1,21 +1,26 @@
-"""Routers between the weak and the strong model, measured on the per-problem rows (no new calls).
+"""Routers between a cheap and a dear side, measured on the per-problem rows (no new calls).
 
-The rows of ``weak-one`` (SmolLM2 greedy) and ``one`` (Qwen greedy) on the same problems are exactly
-what a router evaluation needs: each problem's quality (hidden tests) and cost (model seconds) on
-each model. Compared, with RouteLLM's measures (``domain.router_learned``): share of calls sent to
-the strong model against the performance gap recovered (PGR), CPT(50%) and APGR —
+Two pairs (``PAIRS``): the issue's, SmolLM2 greedy (``weak-one``) against Qwen greedy (``one``), two
+models; and Qwen's one call against Qwen's sample-and-filter (``filter(n=5,…)``), two strategies of
+one model, where the question is the same: which problems deserve the dear side. The rows of both
+sides on the same problems are exactly what a router evaluation needs: each problem's quality
+(hidden tests) and cost (model seconds) on each side. Compared, with RouteLLM's measures
+(``domain.router_learned``): share of calls sent to the strong side against the performance gap
+recovered (PGR), CPT(50%) and APGR —
 
 - always-weak (share 0, PGR 0), always-strong (share 1, PGR 1) and a random router (PGR = share in
   expectation: APGR 0.5, CPT(50%) 50 %);
 - the learned router (TF-IDF nearest neighbours over the prompt), k-fold by problem, so each problem
   is routed by a router that never saw it (the held-out split);
-- the verified cascade read as a router: it sends a problem to the strong model when the weak
+- the verified cascade read as a router: it sends a problem to the strong side when the weak
   answer fails the visible tests (or there are none), a two-level score, so its curve has one
-  point between the ends.
+  point between the ends. For the second pair this is the decision ``filter``'s early stop makes.
 """
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -23,8 +28,24 @@ from pydantic import BaseModel
 
 from domain.router_learned import Example, TraceData, calls_to_recover, evaluate, pgr_curve
 
-WEAK_STRATEGY = "weak-one"
-STRONG_STRATEGY = "one"
+
+@dataclass(frozen=True)
+class RouterPair:
+    weak: str  # the cheap side's strategy label (a regex: labels carry the run's sampling settings)
+    strong: str
+    weak_name: str
+    strong_name: str
+
+    def find(self, pattern: str, labels: list[str]) -> str | None:
+        return next((label for label in labels if re.fullmatch(pattern, label)), None)
+
+
+PAIRS = (
+    RouterPair(weak="weak-one", strong="one", weak_name="SmolLM2-135M", strong_name="Qwen2.5-Coder-0.5B"),
+    RouterPair(
+        weak="one", strong=r"filter\(n=5,.*\)", weak_name="Qwen's one call", strong_name="Qwen's filter(n=5)"
+    ),
+)
 
 
 class RouterLine(BaseModel):
@@ -37,6 +58,10 @@ class RouterLine(BaseModel):
 
 
 class RouterReport(BaseModel):
+    weak_name: str
+    strong_name: str
+    weak_strategy: str
+    strong_strategy: str
     problems: int
     weak_pass: float
     strong_pass: float
@@ -49,30 +74,55 @@ def _to_pass_rate(curve: list[tuple[float, float]], weak: float, strong: float) 
     return [(round(share, 4), round(weak + pgr * (strong - weak), 4)) for share, pgr in curve]
 
 
+def router_reports(
+    strategies: dict[str, dict[str, dict[str, Any]]], texts: dict[str, str], *, neighbours: int, margin: float, folds: int = 5
+) -> list[RouterReport]:
+    """Each pair of ``PAIRS`` whose two sides have rows on the same problems."""
+    reports = (
+        router_report(strategies, texts, pair, neighbours=neighbours, margin=margin, folds=folds) for pair in PAIRS
+    )
+    return [report for report in reports if report is not None]
+
+
 def router_report(
     strategies: dict[str, dict[str, dict[str, Any]]],
     texts: dict[str, str],
+    pair: RouterPair = PAIRS[0],
     *,
     neighbours: int,
     margin: float,
     folds: int = 5,
 ) -> RouterReport | None:
-    """The routers over the problems that both ``weak-one`` and ``one`` rows cover (None: no such rows)."""
-    weak_rows, strong_rows = strategies.get(WEAK_STRATEGY, {}), strategies.get(STRONG_STRATEGY, {})
+    """The routers over the problems that both sides' rows cover (None: no such rows)."""
+    labels = list(strategies)
+    weak_label, strong_label = pair.find(pair.weak, labels), pair.find(pair.strong, labels)
+    if weak_label is None or strong_label is None:
+        return None
+    weak_rows, strong_rows = strategies[weak_label], strategies[strong_label]
     tasks = [t for t in strong_rows if t in weak_rows and t in texts]
     if len(tasks) < 2:
         return None
     q_weak = [float(weak_rows[t]["passed"]) for t in tasks]
     q_strong = [float(strong_rows[t]["passed"]) for t in tasks]
     weak, strong = float(np.mean(q_weak)), float(np.mean(q_strong))
-    report = RouterReport(problems=len(tasks), weak_pass=weak, strong_pass=strong, folds=folds, lines=[])
+    report = RouterReport(
+        weak_name=pair.weak_name,
+        strong_name=pair.strong_name,
+        weak_strategy=weak_label,
+        strong_strategy=strong_label,
+        problems=len(tasks),
+        weak_pass=weak,
+        strong_pass=strong,
+        folds=folds,
+        lines=[],
+    )
     report.lines += [
         RouterLine(router="always-weak", apgr=None, cpt50=None, strong_share=0.0, pass_rate=weak, curve=[(0.0, weak)]),
         RouterLine(router="always-strong", apgr=None, cpt50=None, strong_share=1.0, pass_rate=strong, curve=[(1.0, strong)]),
         RouterLine(router="random", apgr=0.5, cpt50=0.5, curve=[(0.0, weak), (1.0, strong)]),
     ]
     if strong <= weak:
-        report.note = "the strong model is not better than the weak one on these problems: no gap to recover"
+        report.note = "the strong side is not better than the weak one on these problems: no gap to recover"
         return report
     data = TraceData(
         cost_basis="latency_s",
@@ -100,7 +150,7 @@ def router_report(
             )
         )
     elif learned.weak != "weak":
-        report.note = f"the weak model's answers took longer than the strong one's on average ({learned.note or ''})"
+        report.note = f"the weak side's answers took longer than the strong one's on average ({learned.note or ''})"
     report.lines.append(cascade_line(weak_rows, tasks, q_weak, q_strong))
     return report
 
@@ -109,7 +159,7 @@ def cascade_line(
     weak_rows: dict[str, dict[str, Any]], tasks: list[str], q_weak: list[float], q_strong: list[float]
 ) -> RouterLine:
     """The cascade's escalation signal as a router score: 1 when the weak answer failed its visible
-    tests or had none to pass (the cascade calls the strong model), else 0."""
+    tests or had none to pass (the cascade calls the strong side), else 0."""
     escalate = [float(not (weak_rows[t]["visible_tests"] and weak_rows[t]["visible_passed"])) for t in tasks]
     weak, strong = float(np.mean(q_weak)), float(np.mean(q_strong))
     shares, pgrs = pgr_curve(escalate, q_weak, q_strong)
@@ -130,10 +180,11 @@ def markdown(report: RouterReport) -> str:
         return "—" if value is None else f"{100 * value:.1f} %"
 
     lines = [
-        f"Router between SmolLM2-135M (weak, `weak-one`: {pct(report.weak_pass)}) and Qwen2.5-Coder-0.5B "
-        f"(strong, `one`: {pct(report.strong_pass)}) over {report.problems} problems, hidden tests deciding:",
+        f"Router between {report.weak_name} (weak, `{report.weak_strategy}`: {pct(report.weak_pass)}) and "
+        f"{report.strong_name} (strong, `{report.strong_strategy}`: {pct(report.strong_pass)}) over {report.problems} "
+        "problems, hidden tests deciding:",
         "",
-        "| router | strong calls | pass@1 | CPT(50%) | APGR |",
+        "| router | strong side | pass@1 | CPT(50%) | APGR |",
         "|---|---|---|---|---|",
     ]
     for line in report.lines:
