@@ -11,7 +11,7 @@ import json
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,32 +24,32 @@ from providers.credentials import ProviderEnv
 ENV = ProviderEnv()  # no key, no endpoint: the model name is a file of recorded answers
 
 
-#: Parsed replay files by (path, mtime, size): a sweep makes a provider per run, and re-reading a
-#: 1,000-line file for each of 1,000 runs was a quarter of a replayed run's CPU.
-_parsed: dict[tuple[Path, int, int], dict[str, list[str]]] = {}
+#: Parsed replay files by (path, mtime, size), shared read-only by every provider: a sweep makes a
+#: provider per run, so a parse (or even a copy of the parse) per provider is quadratic in the task count
+#: (14,042 MMLU runs over a 14,042-line file). An edited file has another key and is read again.
+_parsed: dict[tuple[Path, int, int], Mapping[str, tuple[str, ...]]] = {}
 _parsed_lock = threading.Lock()
 
 
-def load_replay_file(path: Path) -> dict[str, list[str]]:
-    """The file's answers by task id (a fresh copy of the lists; the parse is kept while the file is unchanged)."""
+def load_replay_file(path: Path) -> Mapping[str, tuple[str, ...]]:
+    """The file's answers by task id, in file order; one parse per version of the file, shared (do not mutate)."""
     try:
         info = path.stat()
     except OSError:
-        info = None
-    key = (path, info.st_mtime_ns, info.st_size) if info is not None else None
+        return _parse_replay_file(path)  # it says why the file cannot be read
+    key = (path, info.st_mtime_ns, info.st_size)
     with _parsed_lock:
-        cached = _parsed.get(key) if key is not None else None
+        cached = _parsed.get(key)
     if cached is None:
         cached = _parse_replay_file(path)
-        if key is not None:
-            with _parsed_lock:
-                for stale in [k for k in _parsed if k[0] == path]:  # an older version of the file
-                    del _parsed[stale]
-                _parsed[key] = cached
-    return {task: list(lines) for task, lines in cached.items()}
+        with _parsed_lock:
+            for stale in [k for k in _parsed if k[0] == path]:  # an older version of the file
+                del _parsed[stale]
+            _parsed[key] = cached
+    return cached
 
 
-def _parse_replay_file(path: Path) -> dict[str, list[str]]:
+def _parse_replay_file(path: Path) -> Mapping[str, tuple[str, ...]]:
     if not path.is_file():
         raise UserInputError(f"replay file {str(path)!r} does not exist; pass a JSONL file of recorded answers")
     answers: dict[str, list[str]] = defaultdict(list)
@@ -66,7 +66,7 @@ def _parse_replay_file(path: Path) -> dict[str, list[str]]:
         if not isinstance(task_id, str) or not isinstance(content, str):
             raise UserInputError(f"{path}:{number}: 'task_id' and 'content' must be strings")
         answers[task_id].append(content)
-    return dict(answers)
+    return {task: tuple(lines) for task, lines in answers.items()}
 
 
 class ReplayProvider:
@@ -74,11 +74,11 @@ class ReplayProvider:
     cacheable = False  # answers are a recording served in order; caching them would change that order
 
     def __init__(self) -> None:
-        self._files: dict[Path, dict[str, list[str]]] = {}
+        self._files: dict[Path, Mapping[str, tuple[str, ...]]] = {}
         self._served: dict[tuple[Path, str], int] = defaultdict(int)
         self._lock = threading.Lock()
 
-    def _answers(self, model: str) -> dict[str, list[str]]:
+    def _answers(self, model: str) -> Mapping[str, tuple[str, ...]]:
         path = Path(model).resolve()
         if path not in self._files:
             self._files[path] = load_replay_file(path)
@@ -93,14 +93,15 @@ class ReplayProvider:
         task_id = params.get("task_id")
         with self._lock:
             answers = self._answers(model)
-            if task_id not in answers:
+            if not isinstance(task_id, str) or task_id not in answers:
                 raise PermanentProviderError(
                     f"replay file {model} has no line for task {task_id!r}; add one", kind="missing_replay"
                 )
-            key = (Path(model).resolve(), str(task_id))
-            index = min(self._served[key], len(answers[task_id]) - 1)
+            key = (Path(model).resolve(), task_id)
+            lines = answers[task_id]
+            index = min(self._served[key], len(lines) - 1)
             self._served[key] += 1
-        text = answers[task_id][index]
+        text = lines[index]
         prompt_chars = sum(len(m.content) for m in messages)
         return Completion(
             text=text,

@@ -11,7 +11,7 @@ import pytest
 
 from domain.sweep_plan import select_tasks
 from domain.sweep_report import pass_at_k
-from flows.sweep import SweepParams, sweep_flow
+from flows.sweep import SweepParams, hand_over, prepare, sweep_flow
 from orchestrator.importers import write_tasks
 from orchestrator.importers.humaneval import HumanEval, canonical_replay_lines
 from orchestrator.traces import TraceStore
@@ -113,6 +113,23 @@ def test_second_sweep_is_compared_with_the_first_in_artifacts_and_chart(
     assert [row["pass_rate"] for row in models_table] == ["50.0%"]
     progress = artifacts(prefect_api, "sweep-compare-me-progress")[0]
     assert progress["type"] == "progress" and progress["data"] == 100.0
+
+
+def test_the_flow_runs_what_the_cli_prepared_and_reads_no_task_folder_again(prefect_api, tmp_path, traces_dir):
+    root = tasks_dir(tmp_path, "task_001", "task_002")
+    replay = replay_file(tmp_path / "r.jsonl", {"task_001": PALINDROME_OK, "task_002": MERGE_OK})
+    params = SweepParams.model_validate({
+        "tasks": str(root), "workers": [f"replay:{replay}"], "sandbox": "local", "max_rounds": 1,
+        "traces_dir": str(traces_dir), "sweep_id": "handed-over",
+    })  # fmt: skip
+    prepared = prepare(params)
+    hand_over(params, prepared)
+    # A folder that appears after the CLI prepared (and counted) the sweep is not part of it.
+    shutil.copytree(RUNS / "task_003", root / "task_003")
+    report = sweep_flow(**dict(params))
+    assert (report.sweep_id, report.total, report.passed) == ("handed-over", 2, 2)
+    # Without a hand-over the flow prepares for itself and finds the new folder.
+    assert len(prepare(params).items) == 3
 
 
 def test_samples_give_pass_at_k(cli, tmp_path, traces_dir):

@@ -17,6 +17,7 @@ from domain.sweep_ledger import finished
 from orchestrator.importers import write_tasks
 from orchestrator.importers.humaneval import HumanEval, canonical_replay_lines
 from orchestrator.traces import TraceStore
+from tests.sweep_helpers import artifacts
 
 TASKS = 8
 
@@ -95,7 +96,12 @@ def test_sigkill_halfway_then_resume_runs_each_task_exactly_once(cli, prefect_ap
     # the runs finished before the kill were not run again
     assert {r["run_id"] for r in before} - {orphan_run_id} <= {r["run_id"] for r in ledger}
 
+    [chart] = (traces_dir / "charts").glob(f"*-{sweep_id}.png")
+    drawn = chart.stat().st_mtime_ns
     again = cli("sweep", str(root), "--replay", str(replay), "--sandbox", "local", "--resume", "--json")
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["sweep_id"] == sweep_id and json.loads(again.stdout)["total"] == TASKS
     assert len(store.rows("runs", sweep_id=sweep_id)) == TASKS
+    # Nothing was left to run: the report shows the chart the last run drew, not drawn again.
+    assert chart.stat().st_mtime_ns == drawn
+    assert chart.name in artifacts(prefect_api, "sweep-humaneval-report")[0]["data"]

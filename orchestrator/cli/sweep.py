@@ -155,7 +155,7 @@ def sweep(
 ) -> int:
     """Run every task under DIR; exit 0 when the sweep completed (whatever its pass rate), else non-zero."""
     from domain.sweep_ledger import sweeps
-    from flows.sweep import SweepParams, prepare
+    from flows.sweep import SweepParams, hand_over, prepare
 
     settings = get_settings()
     workers, router = choose_workers(settings, provider, model, replay, worker, router)
@@ -199,6 +199,7 @@ def sweep(
 
         raise UserInputError(RETRY_NEEDS_SWEEP)
     params.sweep_id = params.sweep_id or new_id()
+    hand_over(params, prepared)  # the flow run in this process need not read every task folder again
 
     from flows.sweep import sweep_flow
     from orchestrator.cli.progress import prefect_console_to_file
