@@ -6,12 +6,15 @@ docs/deployment.md (tests/multihost_cluster.py: PostgreSQL, ``serve.sh server``,
 per network namespace, traces on moto's S3 server), runs ``orchestrator sweep --executor deployment``
 from the server host and prints the sweep's wall clock, and its ratio to the first worker count's. All hosts share this machine's cores, so the
 figures show the overhead of the set-up and how runs spread, not what more machines would add.
+SIGTERM, SIGHUP and Ctrl-C end it through the cluster's teardown: no namespace, PostgreSQL or server is
+left behind.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import signal
 import subprocess
 import sys
 import tempfile
@@ -23,6 +26,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.multihost_cluster import start_cluster  # noqa: E402
 
 ORCHESTRATOR = str(Path(sys.executable).with_name("orchestrator"))
+#: Signals that end the script: each raises SystemExit where the script is, so start_cluster's teardown runs.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
+
+
+def _stop(signum: int, _frame: object) -> None:
+    # A second signal (a terminal closing sends SIGHUP after SIGINT, an impatient Ctrl-C) must not cut
+    # the teardown short; the commands it runs inherit the ignoring and finish too.
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+    raise SystemExit(f"stopped by {signal.Signals(signum).name}; the cluster is torn down")
 
 
 def main() -> None:
@@ -32,6 +45,8 @@ def main() -> None:
     parser.add_argument("--limit-per-worker", type=int, default=2, help="flow runs at once per worker")
     parser.add_argument("--shard-size", type=int, default=None, help="tasks per flow run (default: the sweep's)")
     opts = parser.parse_args()
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, _stop)
 
     work = Path(tempfile.mkdtemp(prefix="multihost-bench-"))
     tasks, replay = work / "humaneval", work / "canonical.jsonl"

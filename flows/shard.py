@@ -2,10 +2,13 @@
 
 A sweep with ``executor: deployment`` starts these (flows/sweep_shards.py) so that each flow run's
 start-up on a worker is paid once per shard. Each task runs as in a local sweep (its steps as plain
-calls) and writes its ``runs`` row and its ledger row when it finishes, so a shard lost half-way
-leaves the finished tasks recorded and the sweep reruns only the rest. Before each task the shard
-checks that its run was never marked Crashed: a run the sweep took for lost (its host slow or
-unreachable for a while, flows/pool_runs.py) stops there, since its tasks are being run again.
+calls), and as there the rows of the finished tasks wait in a write batch flushed at the sweep's ticks
+(orchestrator/trace_batch.py): one file per table per tick, not six or seven requests per task to an
+object store. A shard lost half-way leaves the tasks of its last flush recorded and the sweep reruns
+only the rest. Before each task and before its last flush the shard checks that its run was never
+marked Crashed: a run the sweep took for lost (its host slow or unreachable for a while,
+flows/pool_runs.py) stops there and drops its unflushed rows, since those tasks are being run again.
+A shard cut short in the middle of a task (cancelled, a signal) drops them too: no run half-written.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from prefect.runtime import flow_run as current_flow_run
 
 from flows.sweep import SweepParams, run_item
 from flows.sweep_shards import ShardRun
+from orchestrator.trace_batch import Ticker, WriteBatch, batched
+from orchestrator.traces import TraceStore
 
 
 def _shard_name() -> str:
@@ -40,16 +45,37 @@ def run_shard_flow(params: SweepParams, sweep_id: str, traces: str, sandbox: str
     logger = get_run_logger()
     in_process = params.model_copy(update={"executor": "local"})
     passed = 0
-    for n, run in enumerate(runs, 1):
-        if (marked := marked_as()) is not None:
-            logger.warning("this run was marked %s while it ran: the sweep runs its %d other task(s) again; stopping",
-                           marked, len(runs) - n + 1)
-            break
-        row = run_item(run.item, in_process, sweep_id, traces, sandbox, run.run_id)
-        passed += bool(row.passed)
-        logger.info("%d/%d %s#%d: %s%s", n, len(runs), run.item.task_id, run.item.sample, row.status,
-                    "" if row.passed is None else (", passed" if row.passed else ", failed"))
+    ticker = Ticker()
+    with batched(TraceStore(traces)) as batch:  # what is left is flushed on leaving, unless dropped
+        try:
+            for n, run in enumerate(runs):
+                if given_up(batch, len(runs) - n):
+                    break
+                if ticker.tick(n):
+                    batch.flush()
+                row = run_item(run.item, in_process, sweep_id, traces, sandbox, run.run_id)
+                passed += bool(row.passed)
+                logger.info("%d/%d %s#%d: %s%s", n + 1, len(runs), run.item.task_id, run.item.sample, row.status,
+                            "" if row.passed is None else (", passed" if row.passed else ", failed"))
+            else:
+                given_up(batch, 0)  # the last flush, on leaving the block, is checked like the others
+        except BaseException:
+            batch.discard()  # a task cut short may have added some of its rows: none is written
+            raise
     return passed
+
+
+def given_up(batch: WriteBatch, left: int) -> bool:
+    """Whether this flow run was given up on; if so its unflushed rows are dropped (the sweep reruns
+    those tasks, and ``left`` more, elsewhere)."""
+    if (marked := marked_as()) is None:
+        return False
+    dropped = batch.discard()
+    get_run_logger().warning(
+        "this run was marked %s while it ran: the sweep runs its unrecorded task(s) again (%d row(s) not "
+        "written, %d task(s) not started); stopping", marked, dropped, left,
+    )
+    return True
 
 
 def marked_as() -> str | None:

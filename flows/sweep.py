@@ -69,7 +69,7 @@ from orchestrator.records import (
 )
 from orchestrator.settings import get_settings
 from orchestrator.taskspec import Workflow
-from orchestrator.trace_batch import WriteBatch, batched
+from orchestrator.trace_batch import Ticker, WriteBatch, batched
 from orchestrator.traces import TraceStore, absolute_root
 from sandbox import get_backend
 from tasks.call_scope import RunScope, scoped
@@ -442,7 +442,7 @@ def sweep_flow(params: SweepParams) -> SweepReport:
     )
     progress = ProgressArtifact(name, len(items), len(items) - len(todo))
     done_count = len(items) - len(todo)
-    ticked = (done_count, time.monotonic())
+    ticker = Ticker(done_count)
     # deployment: shards of tasks per flow run, unless one each (a budget checks before each start)
     size = 1
     if params.executor == "deployment":
@@ -471,17 +471,13 @@ def sweep_flow(params: SweepParams) -> SweepReport:
         return True
 
     def tick(batch: WriteBatch | None, force: bool = False) -> None:
-        """Record the finished runs (the batch's flush) and show them in the progress artifact: every
-        ORCH_SWEEP_TICK_RUNS runs or ORCH_SWEEP_TICK_S seconds, not per run."""
-        nonlocal ticked
-        due = done_count - ticked[0] >= settings.sweep_tick_runs or time.monotonic() - ticked[1] >= settings.sweep_tick_s
-        if force or due:
+        """Record the finished runs (the batch's flush) and show them in the progress artifact, at the
+        ticker's ticks, not per run."""
+        if ticker.tick(done_count, force):
             if batch is not None:
                 batch.flush()
             progress.update(done_count)
-            ticked = (done_count, time.monotonic())
 
-    settings = get_settings()
     _budgets[sweep_id] = budget
     # In-process runs' trace rows wait in one batch, flushed at each tick (orchestrator/trace_batch.py);
     # the deployment's runs write their own rows in their own processes.

@@ -2,9 +2,9 @@
 on a worker (a process, Prefect's imports, the pull step: about 10 s) is paid once per shard, not per task.
 
 The sweep assigns every (task, sample) of a shard its run id; the shard's flow run (flows/shard.py)
-runs them one after another and writes each one's rows and ledger row as it finishes. When the shard's
-run ends, what it left unfinished (it was lost with its host, flows/pool_runs.py) is run again in a new
-shard under fresh run ids, once; what is still missing after that gets an ``error`` row. A resumed
+runs them one after another and writes their rows and ledger rows batched, at the sweep's ticks. When
+the shard's run ends, what it left unrecorded (it was lost with its host, flows/pool_runs.py) is run
+again in a new shard under fresh run ids, once; what is still missing after that gets an ``error`` row. A resumed
 sweep whose shard has the same tasks finds the earlier attempt's run by its idempotency key and waits
 for it instead of starting the tasks twice.
 """

@@ -11,7 +11,9 @@ Crash safety rests on the order of a flush: every other table first, then ``runs
 row after that, so on disk a ledger row means its run's ``runs`` row is there, and a ``runs`` row
 means all of the run's rows are. A ``kill -9`` loses only the rows not flushed yet: runs without a
 ledger row, which a resume runs again (or adopts, when their ``runs`` row made it,
-domain/sweep_ledger.py).
+domain/sweep_ledger.py). When to flush is a :class:`Ticker`'s call, the same for a local sweep's
+loop and a shard of a sweep on the work pool (flows/shard.py); a shard given up on drops what it
+holds (:meth:`WriteBatch.discard`), since its unfinished tasks are run again elsewhere.
 
 Reads through :meth:`TraceStore.read` see the pending rows too; DuckDB queries see files only (the
 sweep's own in-run lookup of a run's row asks :meth:`WriteBatch.pending` first).
@@ -27,6 +29,8 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
+
+from orchestrator.settings import get_settings
 
 if TYPE_CHECKING:
     from orchestrator.traces import TraceStore
@@ -60,6 +64,14 @@ class WriteBatch:
         dumped = [row.model_dump() for row in rows]
         return [r for r in dumped if all(r.get(k) == v for k, v in equals.items())]
 
+    def discard(self) -> int:
+        """Drop what is pending, unwritten; returns how many rows. For a writer whose runs are being
+        run again elsewhere (a shard given up on, or one cut short in the middle of a run): flushing
+        would double those runs, or leave a run's rows without its ``runs`` row."""
+        with self._lock:
+            dropped, self._rows = self._rows, {}
+        return sum(len(rows) for rows in dropped.values())
+
     def flush(self) -> int:
         """Write what is pending, one file per table, ``runs`` and ``sweep_tasks`` last; returns rows written.
 
@@ -82,6 +94,26 @@ class WriteBatch:
                 written += len(taken[table])
             self.flushed_at = time.monotonic()
             return written
+
+
+class Ticker:
+    """When a batch's rows are due on disk: every ``ORCH_SWEEP_TICK_RUNS`` finished runs or
+    ``ORCH_SWEEP_TICK_S`` seconds since the last tick, whichever comes first; that is what a kill can
+    lose. Per run would cost more than the runs on object storage (a request per file)."""
+
+    def __init__(self, done: int = 0) -> None:
+        settings = get_settings()
+        self.runs, self.seconds = settings.sweep_tick_runs, settings.sweep_tick_s
+        self._last = (done, time.monotonic())
+
+    def tick(self, done: int, force: bool = False) -> bool:
+        """Whether it is time, ``done`` runs having finished (always when ``force``); if so, the next
+        tick counts from now."""
+        runs, at = self._last
+        if not (force or done - runs >= self.runs or time.monotonic() - at >= self.seconds):
+            return False
+        self._last = (done, time.monotonic())
+        return True
 
 
 _current: contextvars.ContextVar[WriteBatch | None] = contextvars.ContextVar("trace_write_batch", default=None)

@@ -19,6 +19,9 @@
 # superuser (runuser/sudo -u postgres) unless they exist; the password is ORCH_PG_PASSWORD or one made
 # up once and kept in $ORCH_SERVE_DIR/pg-password (mode 600); the server connects over TCP to
 # ORCH_PG_ADDRESS (127.0.0.1). A PREFECT_API_DATABASE_CONNECTION_URL already set wins over all of this.
+# Basic auth: a server started with PREFECT_SERVER_API_AUTH_STRING refuses clients without it; this
+# script's own clients (its checks, the deploy, a worker) send PREFECT_API_AUTH_STRING, which defaults to
+# the server's string where both are on one host. Worker hosts set PREFECT_API_AUTH_STRING.
 # Lost hosts: flow runs send a heartbeat every PREFECT_FLOWS_HEARTBEAT_FREQUENCY seconds (30 here,
 # Prefect's minimum; workers pass it to their runs); a sweep marks a run of its own Crashed after
 # ORCH_CRASH_AFTER_SECONDS (90) without a heartbeat or a state change (flows/pool_runs.py).
@@ -37,6 +40,9 @@ LOCAL_API="http://$([ "$HOST" = 0.0.0.0 ] && echo 127.0.0.1 || echo "$HOST"):$PO
 export PREFECT_API_URL="${PREFECT_API_URL:-$LOCAL_API}"
 export PREFECT_SERVER_ANALYTICS_ENABLED="${PREFECT_SERVER_ANALYTICS_ENABLED:-false}"
 export PREFECT_FLOWS_HEARTBEAT_FREQUENCY="${PREFECT_FLOWS_HEARTBEAT_FREQUENCY:-30}"
+if [ -n "${PREFECT_SERVER_API_AUTH_STRING:-}" ] && [ -z "${PREFECT_API_AUTH_STRING:-}" ]; then
+  export PREFECT_API_AUTH_STRING="$PREFECT_SERVER_API_AUTH_STRING"
+fi
 CRASH_AFTER="${ORCH_CRASH_AFTER_SECONDS:-90}"
 mkdir -p "$STATE"
 
@@ -51,12 +57,15 @@ alive() { [ -f "$1" ] && pid_alive "$(cat "$1")"; }
 # for at most the given seconds; the exit status says whether it did.
 probe() {
   "$PY" - "$PREFECT_API_URL" "$2" "$1" <<'PY'
-import json, sys, time, urllib.request
+import base64, json, os, sys, time, urllib.request
 api, seconds, expr = sys.argv[1], float(sys.argv[2]), sys.argv[3]
+headers = {"Content-Type": "application/json"}
+if os.environ.get("PREFECT_API_AUTH_STRING"):  # as Prefect's client sends it
+    headers["Authorization"] = "Basic " + base64.b64encode(os.environ["PREFECT_API_AUTH_STRING"].encode()).decode()
 
 def get(path, body=None):
     data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(api + path, data=data, headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(api + path, data=data, headers=headers)
     with urllib.request.urlopen(req, timeout=3) as resp:
         return json.load(resp)
 

@@ -23,6 +23,8 @@ PALINDROME = (
     "```python\nimport re\n\ndef is_palindrome(text):\n"
     "    s = re.sub(r'[^a-z0-9]', '', text.lower())\n    return s == s[::-1]\n```"
 )
+#: A test file that takes a few seconds: long enough for a run to be caught running.
+SLOW_TEST = "import time\n\n\ndef test_takes_a_while():\n    time.sleep(6)\n"
 
 
 def serve_env(state: Path, **extra: str) -> dict[str, str]:
@@ -69,9 +71,11 @@ def clone_task(dest_root: Path, task_id: str, source: str = "task_001") -> Path:
 class PrefectApi:
     """The few calls of Prefect's REST API the tests make (what the UI's buttons call)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, auth: str | None = None) -> None:
+        """``auth``: the server's PREFECT_SERVER_API_AUTH_STRING (user:password), sent as basic auth."""
         self.url = url
-        self.http = httpx.Client(base_url=url, timeout=15)
+        user, _, password = (auth or "").partition(":")
+        self.http = httpx.Client(base_url=url, timeout=15, auth=(user, password) if auth else None)
 
     def send(self, method: str, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
         """One request; a busy server (503 while SQLite is locked, 429) is retried a few times, as

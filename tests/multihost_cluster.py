@@ -2,7 +2,9 @@
 bench/multihost_sweep.py): PostgreSQL as the Prefect server's database, ``scripts/serve.sh server`` on
 the server host (the root namespace, at the bridge's address), ``scripts/serve.sh worker NAME`` on each
 worker host (a network namespace), and the trace store on an S3-compatible server (moto's) reached at
-the server host's address. Everything is torn down on leaving :func:`start_cluster`, even after a failure.
+the server host's address. The API asks for basic auth (``PREFECT_SERVER_API_AUTH_STRING``), as on
+machines a user exposes; every client sends ``PREFECT_API_AUTH_STRING``. Everything is torn down on
+leaving :func:`start_cluster`, even after a failure.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from tests.netns import Host, Network
 from tests.postgres import Postgres
 
 BUCKET = "orch-multihost"
+#: The API's basic auth, user:password (docs/deployment.md, "Across machines").
+AUTH_STRING = "admin:multihost"
 S3_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_EC2_METADATA_DISABLED": "true"}
 
 
@@ -41,7 +45,8 @@ class Cluster:
     def client_env(self) -> dict[str, str]:
         """The environment of a client on the server host (the CLI starting a sweep)."""
         return {
-            **os.environ, "PREFECT_API_URL": self.api.url, "PREFECT_CLIENT_MAX_RETRIES": "10",
+            **os.environ, "PREFECT_API_URL": self.api.url, "PREFECT_API_AUTH_STRING": AUTH_STRING,
+            "PREFECT_CLIENT_MAX_RETRIES": "10",
             # the sweep marks its runs Crashed when they are silent this long (flows/pool_runs.py)
             "ORCH_CRASH_AFTER_SECONDS": self.worker_envs[next(iter(self.worker_envs))]["ORCH_CRASH_AFTER_SECONDS"],
             **S3_ENV,
@@ -91,11 +96,11 @@ def start_cluster(
             PREFECT_HOME=str(base / "server" / "prefect-home"),
             PGHOST=pg.socket_dir, PGPORT=str(pg.port),
             ORCH_PREFECT_HOST=net.address, ORCH_PREFECT_PORT=str(port),
-            ORCH_WORK_POOL=pool,
+            ORCH_WORK_POOL=pool, PREFECT_SERVER_API_AUTH_STRING=AUTH_STRING,
         )
         server_env.pop("PREFECT_API_URL", None)  # the script starts and uses its own server
         server_env.pop("PREFECT_API_DATABASE_CONNECTION_URL", None)
-        api = PrefectApi(f"http://{net.address}:{port}/api")
+        api = PrefectApi(f"http://{net.address}:{port}/api", auth=AUTH_STRING)
         cluster = Cluster(net, api, server_env, {}, worker_envs, s3)
         cluster.start_server()
         api.pause_schedules(api.deployment("sweep/nightly"))
@@ -105,7 +110,7 @@ def start_cluster(
             worker_envs[name] = serve_env(
                 base / name,
                 PREFECT_HOME=str(base / name / "prefect-home"),
-                PREFECT_API_URL=api.url, ORCH_WORK_POOL=pool,
+                PREFECT_API_URL=api.url, PREFECT_API_AUTH_STRING=AUTH_STRING, ORCH_WORK_POOL=pool,
                 PREFECT_FLOWS_HEARTBEAT_FREQUENCY=str(heartbeat_s),
                 # a sweep run by the nightly deployment on this host watches its runs with it
                 ORCH_CRASH_AFTER_SECONDS=str(crash_after_s),

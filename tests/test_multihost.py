@@ -4,7 +4,7 @@ host lost mid-sweep and the server restarted mid-sweep.
 
 The topology is what docs/deployment.md tells users to run, set up with the same commands:
 ``scripts/serve.sh server`` on the server host (here the root namespace, at the bridge's address) and
-``scripts/serve.sh worker NAME`` on each worker host (``ip netns exec``).
+``scripts/serve.sh worker NAME`` on each worker host (``ip netns exec``), with basic auth on the API.
 """
 
 from __future__ import annotations
@@ -19,11 +19,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from orchestrator.traces import TraceStore
 from tests.conftest import ROOT
-from tests.deploy_helpers import PALINDROME, clone_task, serve, serve_env
+from tests.deploy_helpers import PALINDROME, SLOW_TEST, clone_task, serve, serve_env
 from tests.multihost_cluster import Cluster, start_cluster
 
 POOL = "orch-multihost"
@@ -32,8 +33,6 @@ SHARD = "run-shard/run-shard"
 #: CRASH_AFTER seconds (ORCH_CRASH_AFTER_SECONDS) is marked Crashed by the sweep waiting on it.
 HEARTBEAT = 30
 CRASH_AFTER = 60  # twice the heartbeat: a loaded machine delays beats and their storage
-#: A task whose tests take a few seconds: long enough for a run to be caught running.
-SLOW_TEST = "import time\n\n\ndef test_takes_a_while():\n    time.sleep(6)\n"
 
 
 @pytest.fixture(scope="module")
@@ -106,6 +105,12 @@ def _assert_each_task_once(cluster: Cluster, traces: str, sweep_id: str, ids: li
     assert all(r["status"] == "completed" and r["passed"] for r in runs), runs
     ledger = store.rows("sweep_tasks", sweep_id=sweep_id)
     assert Counter(r["task_id"] for r in ledger) == Counter(ids)
+
+
+def test_the_api_asks_every_client_for_the_auth_string(cluster: Cluster) -> None:
+    # The server, the deploy, the workers and the sweeps of this module all ran with it: without it, refused.
+    assert httpx.post(f"{cluster.api.url}/flow_runs/filter", json={}, timeout=15).status_code == 401
+    assert isinstance(cluster.api.post("/flow_runs/filter", {}), list)  # the tests' client sends it
 
 
 def test_one_sweep_shared_by_the_hosts(cluster: Cluster, tmp_path: Path) -> None:

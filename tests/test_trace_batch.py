@@ -10,7 +10,8 @@ import pytest
 
 from domain.sweep_ledger import run_row
 from orchestrator.records import CallRow, RunRow, SweepTaskRow
-from orchestrator.trace_batch import batched
+from orchestrator.settings import get_settings
+from orchestrator.trace_batch import Ticker, batched
 from orchestrator.traces import TraceStore
 
 
@@ -80,3 +81,25 @@ def test_another_store_and_the_outside_of_the_block_write_at_once(tmp_path):
         assert len(store.files("calls")) == 1
     store.write("calls", [_call("after")])
     assert len(store.files("calls")) == 2 and store.read("calls").num_rows == 2
+
+
+def test_discard_drops_what_waits_and_what_comes_after_still_flushes(tmp_path):
+    store = TraceStore(tmp_path, compact_after=0)
+    with batched(store) as batch:
+        store.write("calls", [_call("r0")])
+        store.write("runs", [_run("r0")])
+        assert batch.discard() == 2
+        assert batch.count("calls") == batch.count("runs") == 0
+        store.write("runs", [_run("r1")])
+    assert store.files("calls") == [] and [r["run_id"] for r in store.rows("runs")] == ["r1"]
+
+
+def test_a_ticker_ticks_every_n_runs_or_s_seconds_counted_from_its_last_tick(monkeypatch):
+    monkeypatch.setenv("ORCH_SWEEP_TICK_RUNS", "3")
+    monkeypatch.setenv("ORCH_SWEEP_TICK_S", "3600")
+    ticker = Ticker(done=10)  # a resumed sweep starts with runs done
+    assert [ticker.tick(done) for done in range(11, 17)] == [False, False, True, False, False, True]
+    assert ticker.tick(16, force=True) and not ticker.tick(17)
+    get_settings.cache_clear()
+    monkeypatch.setenv("ORCH_SWEEP_TICK_S", "0")
+    assert Ticker(done=5).tick(5)  # no seconds to wait: due at once, with no run finished
