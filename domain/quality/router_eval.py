@@ -36,8 +36,13 @@ class RouterPair:
     weak_name: str
     strong_name: str
 
-    def find(self, pattern: str, labels: list[str]) -> str | None:
-        return next((label for label in labels if re.fullmatch(pattern, label)), None)
+    def sides(self, labels: list[str]) -> tuple[str | None, str | None]:
+        """The run's labels of the weak and the strong side (None: that side was not run)."""
+
+        def matching(pattern: str) -> str | None:
+            return next((label for label in labels if re.fullmatch(pattern, label)), None)
+
+        return matching(self.weak), matching(self.strong)
 
 
 PAIRS = (
@@ -94,8 +99,7 @@ def router_report(
     folds: int = 5,
 ) -> RouterReport | None:
     """The routers over the problems that both sides' rows cover (None: no such rows)."""
-    labels = list(strategies)
-    weak_label, strong_label = pair.find(pair.weak, labels), pair.find(pair.strong, labels)
+    weak_label, strong_label = pair.sides(list(strategies))
     if weak_label is None or strong_label is None:
         return None
     weak_rows, strong_rows = strategies[weak_label], strategies[strong_label]
