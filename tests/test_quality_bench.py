@@ -10,7 +10,7 @@ import pytest
 
 from domain.critique import critique_messages
 from domain.prompts import solve_messages
-from domain.quality import harness, humaneval
+from domain.quality import gsm8k, harness, humaneval
 from domain.quality.gsm8k import PAL_REPAIR, PAL_SYSTEM, GSM8KRun, parse_strategy
 from domain.quality.harness import Bench, Cache, Config
 from domain.quality.router_eval import cascade_line, router_report, router_reports
@@ -140,6 +140,7 @@ def test_strategy_names_and_labels():
     assert humaneval.label("fix4", config) == "fix(rounds=4,T=0.5)"
     assert parse_strategy("sc5", config) == ("sc", 5) and parse_strategy("critic", config) == ("critic", 3)
     assert parse_strategy("pal-fix", config) == ("pal-fix", 3) and parse_strategy("pal-sc4", config) == ("pal-sc", 4)
+    assert gsm8k.label("mix3", config) == "mix(n=3,T=0.8)"
     for bad in ("filtre3", "one2", "fix0"):
         with pytest.raises(UserInputError):
             humaneval.parse_strategy(bad, config)
@@ -204,6 +205,29 @@ def test_pal_fix_shows_a_crashing_program_its_traceback_and_takes_the_repaired_a
     assert run.run("pal", gsm_task)["passed"] is False  # the crash gives no answer
     row = run.run("pal-fix2", gsm_task)  # stops repairing once a number is printed
     assert (row["passed"], row["answer"], row["repairs"], row["calls"]) == (True, "18", 1, 2)
+
+
+def test_mix_asks_the_prose_answer_only_when_the_programs_disagree_and_votes_across_both(tmp_path, gsm_task):
+    cache = Cache(tmp_path / "cache.jsonl")
+    stop = humaneval.CODE_STOP
+    asked = [Message(role="system", content=PAL_SYSTEM), Message(role="user", content=gsm_task.prompt.strip())]
+    put_reply(cache, harness.STRONG, asked, "```python\nprint(16 - 3 - 4)\n```", stop=stop)  # 9: the price forgotten
+    put_reply(cache, harness.STRONG, asked, "```python\nprint((16 - 3 - 4) * 2)\n```", stop=stop, temperature=0.8, seed=1)
+    put_reply(cache, harness.STRONG, question_messages(gsm_task), "9 eggs at $2.\nANSWER: 18")
+    run = GSM8KRun(offline_bench(cache), Config())
+    assert run.run("pal", gsm_task)["passed"] is False
+    row = run.run("mix3", gsm_task)  # 9 (greedy program), 18 (sample), 18 (prose): the programs disagreed
+    assert (row["passed"], row["answer"], row["votes"], row["candidates"], row["calls"]) == (True, "18", 2, 3, 3)
+    mix2 = run.run("mix2", gsm_task)  # 9 against 18: the tie goes to the greedy program
+    assert (mix2["passed"], mix2["answer"], mix2["candidates"]) == (False, "9", 2)
+    # the sample agrees with the greedy program: two votes of three settle it, and no prose answer is asked
+    agree = Cache(tmp_path / "agree.jsonl")
+    for params in ({}, {"temperature": 0.8, "seed": 1}):
+        put_reply(agree, harness.STRONG, asked, "```python\nprint((16 - 3 - 4) * 2)\n```", stop=stop, **params)
+    settled = GSM8KRun(offline_bench(agree), Config()).run("mix3", gsm_task)
+    assert (settled["passed"], settled["candidates"], settled["calls"]) == (True, 2, 2)
+    with pytest.raises(UserInputError, match="2 or more"):
+        parse_strategy("mix1", Config())
 
 
 def test_the_cache_reads_other_files_and_folders_and_writes_only_its_own(tmp_path):
