@@ -85,6 +85,9 @@ def _as_in_a_run(name: str) -> Any:
     return RunRequest.model_fields[name]
 
 
+_SWEEP_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$")
+
+
 class SweepParams(BaseModel):
     """A sweep's parameters: the sweep flow's, one for each field (flows/parameters.py), so the Prefect
     UI's form and a deployment's Parameters tab list each with its title."""
@@ -115,7 +118,6 @@ class SweepParams(BaseModel):
     )
     sweep_id: str | None = Field(
         default=None,
-        pattern=r"^[A-Za-z0-9_-]{1,64}$",
         title="Resume sweep id",
         description="Resume this sweep: finished runs are skipped (empty: a new sweep).",
     )
@@ -159,6 +161,17 @@ class SweepParams(BaseModel):
         title="Retry errored runs",
         description="With a sweep id: run again the runs that ended in error (not those whose tests failed).",
     )
+
+    @field_validator("sweep_id")
+    @classmethod
+    def _check_sweep_id(cls, value: str | None) -> str | None:
+        if value is not None and not _SWEEP_ID.match(value):
+            # "--sweep-id --json" would otherwise start a sweep whose id is "--json"
+            raise ValueError(
+                f"{value!r} is not a sweep id (up to 64 letters, digits, _ or -, not starting with -); "
+                "give the id printed by the sweep, or leave the option out for a new sweep"
+            )
+        return value
 
     @field_validator("workers", mode="before")
     @classmethod

@@ -181,6 +181,7 @@ def test_pass_at_k_is_the_unbiased_estimator():
         ("duplicate", ["{tmp}/tasks"], "is used by both"),
         ("ok", ["{tmp}/tasks", "--concurrency", "0"], "--concurrency"),
         ("ok", ["{tmp}/tasks", "--resume"], "--resume: no sweep named 'tasks'"),
+        ("ok", ["{tmp}/tasks", "--sweep-id", "--json"], "--sweep-id: '--json' is not a sweep id"),
         ("ok", ["{tmp}/tasks", "--worker", "nosuch:model"], "worker nosuch:model:solver"),
     ],
 )

@@ -49,7 +49,7 @@ class SweepFailed(OrchestratorError):
 def _params_error(exc: ValidationError) -> UserInputError:
     err = exc.errors()[0]
     where = ".".join(str(p) for p in err["loc"])
-    return UserInputError(f"--{where.replace('_', '-')}: {err['msg']}")
+    return UserInputError(f"--{where.replace('_', '-')}: {err['msg'].removeprefix('Value error, ')}")
 
 
 def _watch(store: TraceStore, sweep_id: str, total: int, stop: threading.Event) -> None:
