@@ -4,7 +4,7 @@ The command line over ``domain/quality/`` (the strategies, the cache, the table,
 chart; docs/quality.md explains them)::
 
     python bench/quality.py humaneval --strategies one,filter3,filter5,fix2,fix4,cascade,weak-one [--every 4]
-    python bench/quality.py gsm8k --strategies one,sc5,critic2 [--limit 200] [--every 8]
+    python bench/quality.py gsm8k --strategies one,pal,pal-fix2,mix3,sc5,critic2 [--limit 200] [--every 8]
     python bench/quality.py table ROWS.jsonl ... [--out SUMMARY.jsonl]
     python bench/quality.py report ROWS.jsonl ... [--docs docs/quality.md] [--readme README.md] [--png docs/quality.png]
 

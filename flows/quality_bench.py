@@ -35,7 +35,7 @@ class QualityParams(BaseModel):
         description="HumanEval strategies, the one call first (empty: skip HumanEval).",
     )
     gsm8k: list[str] = Field(
-        title="GSM8K strategies", default=["one", "pal", "pal-fix2", "sc5", "critic2"], description="GSM8K strategies, the one call first (empty: skip GSM8K)."
+        title="GSM8K strategies", default=["one", "pal", "pal-fix2", "mix3", "sc5", "critic2"], description="GSM8K strategies, the one call first (empty: skip GSM8K)."
     )
     humaneval_limit: int = Field(title="HumanEval problems", default=164, ge=1, le=164, description="HumanEval's first N problems.")
     gsm8k_limit: int = Field(title="GSM8K problems", default=200, ge=1, le=200, description="GSM8K's first N problems.")
