@@ -118,6 +118,7 @@ class SweepParams(BaseModel):
     )
     sweep_id: str | None = Field(
         default=None,
+        pattern=_SWEEP_ID.pattern,  # in the flow's parameter schema: the UI's form checks it before a run
         title="Resume sweep id",
         description="Resume this sweep: finished runs are skipped (empty: a new sweep).",
     )
@@ -162,11 +163,12 @@ class SweepParams(BaseModel):
         description="With a sweep id: run again the runs that ended in error (not those whose tests failed).",
     )
 
-    @field_validator("sweep_id")
+    @field_validator("sweep_id", mode="before")
     @classmethod
-    def _check_sweep_id(cls, value: str | None) -> str | None:
-        if value is not None and not _SWEEP_ID.match(value):
-            # "--sweep-id --json" would otherwise start a sweep whose id is "--json"
+    def _check_sweep_id(cls, value: Any) -> Any:
+        # Before the pattern, so that a mistake ("--sweep-id --json" takes "--json" as the id) is told in
+        # words rather than as the regex.
+        if isinstance(value, str) and not _SWEEP_ID.match(value):
             raise ValueError(
                 f"{value!r} is not a sweep id (up to 64 letters, digits, _ or -, not starting with -); "
                 "give the id printed by the sweep, or leave the option out for a new sweep"
