@@ -13,7 +13,7 @@ from domain.prompts import solve_messages
 from domain.quality import gsm8k, harness, humaneval
 from domain.quality.gsm8k import PAL_REPAIR, PAL_SYSTEM, GSM8KRun, parse_strategy
 from domain.quality.harness import Bench, Cache, Config
-from domain.quality.router_eval import cascade_line, router_report, router_reports
+from domain.quality.router_eval import cascade_line, learned_cascade_line, router_report, router_reports
 from domain.quality.run import benchmark_tasks
 from domain.quality.summary import summaries
 from domain.question_prompts import question_messages, revise_instruction
@@ -299,6 +299,26 @@ def test_router_report_has_the_baselines_and_a_held_out_learned_router():
     assert lines["learned"].apgr is not None and lines["learned"].apgr > 0.7
     assert lines["learned"].cpt50 is not None and lines["learned"].cpt50 <= 0.3
     assert lines["cascade"].strong_share == 1.0  # the weak model passed no visible tests: always escalates
+
+
+def test_the_learned_escalation_ranks_held_out_problems_by_request_size_and_weak_attempt():
+    # the strong model wins the short requests; the weak attempts all fail their visible tests, and
+    # its long (rambling) attempts come with the long requests
+    tasks = [f"t{i}" for i in range(30)]
+    short = [i % 3 != 0 for i in range(30)]
+    texts = {t: ("def f(x):\n    return x\n" if s else "def f(x):\n" + "    # a long story about x\n" * (5 + i % 4)) for i, (t, s) in enumerate(zip(tasks, short, strict=True))}
+    weak = {t: {"visible_tests": True, "visible_passed": False, "completion_tokens": 60 if s else 500} for t, s in zip(tasks, short, strict=True)}
+    q_weak, q_strong = [0.0] * 30, [float(s) for s in short]
+    line = learned_cascade_line(weak, texts, tasks, q_weak, q_strong, folds=5, repeats=3)
+    assert line is not None and line.router.startswith("cascade, learned escalation (k-fold 5 x 3")
+    # every strong win is ranked before every loss on held-out folds: PGR 1 at 2/3 of the calls
+    assert line.cpt50 == pytest.approx(1 / 3, abs=0.02) and line.apgr == pytest.approx(1 - (2 / 3) / 2, abs=0.01)
+    # the ranking inverted (the strong side wins the long requests) is learned as well
+    flipped = learned_cascade_line(weak, texts, tasks, q_weak, [1.0 - q for q in q_strong], folds=5, repeats=3)
+    assert flipped is not None and flipped.apgr is not None and flipped.apgr > 0.8
+    # too few problems for the folds, or a training fold with no strong win: no line
+    assert learned_cascade_line(weak, texts, tasks[:6], q_weak[:6], q_strong[:6], folds=5) is None
+    assert learned_cascade_line(weak, texts, tasks, q_weak, q_weak, folds=5) is None
 
 
 def test_a_router_report_per_pair_one_call_to_filter_read_from_the_labels_of_the_run():

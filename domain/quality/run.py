@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from domain.prompts import solve_messages
 from domain.quality import gsm8k, humaneval
 from domain.quality.harness import Bench, Config, NotCached
 from orchestrator.errors import UserInputError
@@ -113,5 +114,7 @@ def run_pass(
 
 
 def task_texts(benchmark: str, folder: Path) -> dict[str, str]:
-    """Each problem's prompt, by task id: what the learned router reads (the whole benchmark)."""
-    return {t.id: t.prompt for t in benchmark_tasks(benchmark, folder, FULL_SIZE[benchmark])}
+    """Each problem's request as the model reads it (the instruction and the starter file with its
+    docstring), by task id: what the learned routers read (the whole benchmark). The instruction
+    alone is one sentence that differs only in the function's name."""
+    return {t.id: solve_messages(t)[-1].content for t in benchmark_tasks(benchmark, folder, FULL_SIZE[benchmark])}
