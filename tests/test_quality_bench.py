@@ -5,6 +5,7 @@ no model), the table, and the routers' measures against hand-computed values."""
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -336,3 +337,11 @@ def test_a_router_report_per_pair_one_call_to_filter_read_from_the_labels_of_the
     # escalates t2 and t3 (visible failed): half the problems to filter, the whole gap (t2) recovered
     assert (cascade.strong_share, cascade.pass_rate) == (0.5, 0.75)
     assert router_reports({"one": strategies["one"]}, texts, neighbours=3, margin=0.1) == []  # no pair complete
+
+
+def test_passes_started_side_by_side_import_the_tasks_once_and_both_read_them(tmp_path):
+    folder = tmp_path / "humaneval"
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(lambda _: benchmark_tasks("humaneval", folder, 40), range(2)))
+    assert [[t.id for t in tasks] for tasks in results] == [[f"HumanEval/{i}" for i in range(40)]] * 2
+    assert len(list(folder.glob("*/task.toml"))) == 40

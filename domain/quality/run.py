@@ -5,9 +5,11 @@ Problem by problem, so a pass stopped early still compares the strategies on the
 
 from __future__ import annotations
 
+import fcntl
 import json
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -28,10 +30,21 @@ def benchmark_tasks(name: str, folder: Path, limit: int) -> list[Task]:
     """The benchmark's first ``limit`` problems, in the benchmark's order, as task folders under ``folder``
     (written on first use; the folder names sort differently from the benchmark's order)."""
     records = list(create_benchmark(name).tasks())[:limit]
-    missing = [r for r in records if not (folder / folder_name(r.id) / "task.toml").is_file()]
-    if missing:
-        write_tasks(missing, folder)
+    with import_lock(folder):  # passes started side by side import once; the others wait, then read
+        missing = [r for r in records if not (folder / folder_name(r.id) / "task.toml").is_file()]
+        if missing:
+            write_tasks(missing, folder)
     return [load_task(folder / folder_name(r.id), require_tests=False) for r in records]
+
+
+@contextmanager
+def import_lock(folder: Path) -> Iterator[None]:
+    """Hold ``folder``'s import lock (waiting for it): a second pass started beside the first found
+    its half-written folder and refused to import into it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder.parent / f".{folder.name}.import.lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes
+        yield
 
 
 def selected(tasks: list[Task], every: int, offset: int) -> Iterator[Task]:
